@@ -1,0 +1,173 @@
+"""The `audience` command: serve, migrate, and manage workspaces and keys."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Annotated
+
+import typer
+import uvicorn
+from fastapi import FastAPI
+from sqlalchemy import Connection
+
+from audience.api_keys import service as api_keys
+from audience.api_keys.schemas import ALL_PERMISSIONS, parse_permissions
+from audience.app import create_app
+from audience.config import Settings
+from audience.db.engine import build_engine
+from audience.db.migrate import upgrade
+from audience.db.session import transaction
+from audience.errors import AppError
+from audience.kit.clock import rfc3339
+from audience.workspaces import service as workspaces
+
+app = typer.Typer(help="Audience: a self-hosted contacts service.", no_args_is_help=True)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+workspace_app = typer.Typer(help="Workspaces.", no_args_is_help=True)
+key_app = typer.Typer(help="API keys.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(workspace_app, name="workspace")
+app.add_typer(key_app, name="key")
+
+
+def fail(message: str, code: int = 1) -> None:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+@contextmanager
+def database(*, write: bool) -> Iterator[tuple[Settings, Connection]]:
+    """Settings and one transaction, the schema brought up to date first when AUTO_MIGRATE."""
+    settings = Settings()
+    engine = build_engine(settings)
+    try:
+        if settings.auto_migrate:
+            upgrade(engine)
+        with transaction(engine, write=write) as conn:
+            yield settings, conn
+    except AppError as exc:
+        fail(exc.message)
+    finally:
+        engine.dispose()
+
+
+def worker_app() -> FastAPI:
+    """The app of one server worker; `serve` has migrated already."""
+    return create_app(migrate=False)
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 1,
+) -> None:
+    """Serve the HTTP API."""
+    settings = Settings()
+    try:
+        settings.resolved_secret_key()
+    except AppError as exc:
+        fail(exc.message)
+    if settings.auto_migrate:
+        engine = build_engine(settings)
+        upgrade(engine)
+        engine.dispose()
+    uvicorn.run(
+        "audience.cli:worker_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="info",
+        access_log=False,
+    )
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Apply every pending schema migration."""
+    settings = Settings()
+    engine = build_engine(settings)
+    try:
+        upgrade(engine)
+    finally:
+        engine.dispose()
+    typer.echo("database schema is up to date")
+
+
+@workspace_app.command("create")
+def workspace_create(
+    workspace_id: Annotated[str, typer.Argument(metavar="ID", help="1-32 of [a-z0-9_].")],
+    name: Annotated[str, typer.Option("--name", help="Display name.")],
+) -> None:
+    """Create a workspace."""
+    with database(write=True) as (_, conn):
+        created = workspaces.create_workspace(conn, workspace_id=workspace_id, name=name)
+    typer.echo(f"created workspace {created.id} ({created.name})")
+
+
+@workspace_app.command("list")
+def workspace_list() -> None:
+    """List workspaces."""
+    with database(write=False) as (_, conn):
+        for ws in workspaces.list_workspaces(conn):
+            typer.echo(f"{ws.id}\t{ws.name}\t{rfc3339(ws.created_at)}")
+
+
+@key_app.command("create")
+def key_create(
+    workspace_id: Annotated[str, typer.Argument(metavar="WORKSPACE_ID")],
+    name: Annotated[str, typer.Option(help="What the key is for.")] = "default",
+    permissions: Annotated[
+        str, typer.Option(help="Comma list of " + ",".join(ALL_PERMISSIONS))
+    ] = ",".join(ALL_PERMISSIONS),
+) -> None:
+    """Create an API key; it is printed once, alone on the last line."""
+    try:
+        perms = parse_permissions(permissions)
+    except ValueError as exc:
+        fail(str(exc), code=2)
+    with database(write=True) as (settings, conn):
+        new = api_keys.create_key(
+            conn,
+            workspace_id=workspace_id,
+            name=name,
+            permissions=perms,
+            secret_key=settings.resolved_secret_key(),
+        )
+    typer.echo(f"created key {new.info.id} for workspace {workspace_id}", err=False)
+    typer.echo(f"permissions: {','.join(new.info.permissions)}")
+    typer.echo("store it now: it will not be shown again")
+    typer.echo(new.key)
+
+
+@key_app.command("list")
+def key_list(workspace_id: Annotated[str, typer.Argument(metavar="WORKSPACE_ID")]) -> None:
+    """List a workspace's keys (never the keys themselves)."""
+    with database(write=False) as (_, conn):
+        keys = api_keys.list_keys(conn, workspace_id=workspace_id)
+    typer.echo("id\tname\tprefix\tpermissions\tcreated_at\tlast_used_at\tstatus")
+    for k in keys:
+        status = "revoked" if k.revoked_at else "active"
+        typer.echo(
+            f"{k.id}\t{k.name}\t{k.prefix}…\t{','.join(k.permissions)}\t"
+            f"{rfc3339(k.created_at)}\t{rfc3339(k.last_used_at) or '-'}\t{status}"
+        )
+
+
+@key_app.command("revoke")
+def key_revoke(key_id: Annotated[str, typer.Argument(metavar="KEY_ID")]) -> None:
+    """Revoke a key: it stops working at once."""
+    with database(write=True) as (_, conn):
+        info = api_keys.revoke_key(conn, key_id=key_id)
+    typer.echo(f"revoked key {info.id} of workspace {info.workspace_id}")
+
+
+def main() -> None:
+    app(prog_name="audience")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
