@@ -41,8 +41,10 @@ def pytest_configure(config: pytest.Config) -> None:
         )
 
 
-def _worker_id() -> str:
-    return os.environ.get("PYTEST_XDIST_WORKER", "main")
+def _database_name() -> str:
+    """Unique per test run and xdist worker, so concurrent runs never share a database."""
+    run = os.environ.get("PYTEST_XDIST_TESTRUNUID", str(os.getpid()))[:12]
+    return f"audience_test_{run}_{os.environ.get('PYTEST_XDIST_WORKER', 'main')}"
 
 
 @pytest.fixture(scope="session")
@@ -60,7 +62,7 @@ def postgres_url() -> Iterator[str]:
     if not PG_URL:
         pytest.skip("PostgreSQL not configured (set AUDIENCE_TEST_DATABASE_URL)")
     admin_url = Settings(database_url=PG_URL).sqlalchemy_url
-    name = f"audience_test_{_worker_id()}"
+    name = _database_name()
     admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
     try:
         with admin.connect() as conn:

@@ -13,6 +13,7 @@ from sqlalchemy import text
 
 from audience import __version__
 from audience.config import Settings
+from audience.contacts.router import router as contacts_router
 from audience.db.engine import build_engine
 from audience.db.migrate import upgrade
 from audience.lists.router import router as lists_router
@@ -44,6 +45,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool | None = None)
     )
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     install_error_handlers(app)
+    app.include_router(contacts_router)
     app.include_router(lists_router)
 
     @app.get("/healthz", tags=["health"])

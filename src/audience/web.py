@@ -126,11 +126,11 @@ class BodyLimitMiddleware:
             await self.app(scope, receive, send)
             return
         for name, value in scope["headers"]:
-            if name == b"content-length":
-                if not value.isdigit() or int(value) > self.max_bytes:
-                    response = error_response(PayloadTooLarge("request body too large"))
-                    await response(scope, receive, send)
-                    return
+            too_large = not value.isdigit() or int(value) > self.max_bytes
+            if name == b"content-length" and too_large:
+                response = error_response(PayloadTooLarge("request body too large"))
+                await response(scope, receive, send)
+                return
         received = 0
 
         async def limited_receive() -> Message:

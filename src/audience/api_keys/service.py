@@ -12,7 +12,7 @@ from sqlalchemy import Connection, Engine, Row
 from audience.api_keys import repository
 from audience.api_keys.schemas import Caller, KeyInfo, NewKey, Permission
 from audience.db.session import transaction
-from audience.errors import BadRequest, Forbidden, NotFound, Unauthorized
+from audience.errors import AppError, BadRequest, Forbidden, NotFound, Unauthorized
 from audience.kit import crypto
 from audience.kit.clock import as_utc, utcnow
 from audience.workspaces import service as workspaces
@@ -92,11 +92,16 @@ def authenticate(engine: Engine, *, authorization: str | None, secret_key: str) 
     )
 
 
-def require(caller: Caller, permission: Permission, message: str | None = None) -> None:
-    """Forbidden unless the caller's key carries the permission."""
+def require(
+    caller: Caller,
+    permission: Permission,
+    message: str | None = None,
+    error: type[AppError] = Forbidden,
+) -> None:
+    """Forbidden (or `error`) unless the caller's key carries the permission."""
     if not caller.can(permission):
         resource, _, access = permission.value.partition(":")
-        raise Forbidden(message or f"{access} access to {resource} required")
+        raise error(message or f"{access} access to {resource} required")
 
 
 def check_workspace(caller: Caller, workspace_id: str) -> None:

@@ -68,7 +68,7 @@ def delete_list(conn: Connection, *, workspace_id: str, list_id: str) -> None:
 def existing_lists(
     conn: Connection, *, workspace_id: str, list_ids: Iterable[str]
 ) -> dict[str, bool]:
-    """{list id: is_double_optin} for the given ids; `list not found: <id>` for the first missing."""
+    """{list id: is_double_optin}; `list not found: <id>` for the first unknown id."""
     wanted = list(dict.fromkeys(list_ids))
     found = ListRepository(conn, workspace_id).get_many(wanted)
     for list_id in wanted:

@@ -11,7 +11,7 @@ from audience.workspaces.schemas import WORKSPACE_ID_PATTERN, Workspace
 
 
 def create_workspace(conn: Connection, *, workspace_id: str, name: str) -> Workspace:
-    """Create a workspace; its id is 1–32 characters of [a-z0-9_]."""
+    """Create a workspace; its id is 1-32 characters of [a-z0-9_]."""
     if not WORKSPACE_ID_PATTERN.fullmatch(workspace_id):
         raise BadRequest(
             f"invalid workspace id {workspace_id!r}: use 1-32 characters of a-z, 0-9 and _"
