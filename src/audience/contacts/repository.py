@@ -43,11 +43,11 @@ _KEEP_ABSENT = ", ".join(f"{n} = COALESCE(excluded.{n}, contacts.{n})" for n in 
 
 PG_UPSERT = f"""
 INSERT INTO contacts (workspace_id, email, {_COLUMNS}, created_at, updated_at)
-SELECT %(ws)s, u.email, {_SELECTED}, %(now)s, %(now)s
-FROM unnest(%(email)s::text[], {", ".join(f"%({n})s::{_pg_type(n)}[]" for n in FIELDS)})
+SELECT %(ws)b, u.email, {_SELECTED}, %(now)b, %(now)b
+FROM unnest(%(email)b::text[], {", ".join(f"%({n})b::{_pg_type(n)}[]" for n in FIELDS)})
      AS u(email, {_COLUMNS})
 ON CONFLICT (workspace_id, email) DO UPDATE SET {_KEEP_ABSENT}, updated_at = excluded.updated_at
-RETURNING email, created_at = %(now)s
+RETURNING email, created_at = %(now)b
 """
 
 SQLITE_UPSERT = f"""
