@@ -1,0 +1,57 @@
+"""The plain-email fast path must accept only what email-validator accepts, unchanged."""
+
+from __future__ import annotations
+
+import pytest
+from email_validator import EmailNotValidError, validate_email
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from audience.contacts.validation import ContactError, is_plain_email, normalize_email
+
+LOCAL = st.from_regex(r"[a-z0-9_+.-]{1,70}", fullmatch=True)
+LABEL = st.from_regex(r"[a-z0-9-]{1,65}", fullmatch=True)
+TLD = st.sampled_from(["com", "org", "io", "test", "local", "localhost", "onion", "arpa", "x"])
+EMAILS = st.builds(
+    lambda local, labels, tld: f"{local}@{'.'.join([*labels, tld])}",
+    LOCAL,
+    st.lists(LABEL, min_size=1, max_size=3),
+    TLD,
+)
+
+
+@settings(max_examples=2000, deadline=None)
+@given(EMAILS)
+def test_fast_path_agrees_with_email_validator(email: str) -> None:
+    if not is_plain_email(email):
+        return
+    result = validate_email(email, check_deliverability=False)
+    assert result.normalized == email
+
+
+@pytest.mark.parametrize(
+    "email",
+    [
+        "a@localhost",
+        "a@b",
+        "a..b@example.com",
+        ".a@example.com",
+        "a.@example.com",
+        "a@-example.com",
+        "a@example-.com",
+        "a@xn--zz.com",
+        "user@mail.test",
+        "user@host.local",
+        "a@" + ("b" * 64) + ".com",
+    ],
+)
+def test_fast_path_refusals_match_email_validator(email: str) -> None:
+    assert not is_plain_email(email)
+    with pytest.raises(ContactError):
+        normalize_email(email)
+    with pytest.raises(EmailNotValidError):
+        validate_email(email, check_deliverability=False)
+
+
+def test_unicode_addresses_still_validated() -> None:
+    assert normalize_email("  Ünï@Exämple.com\u00a0") == "ünï@exämple.com"
