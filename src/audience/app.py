@@ -17,7 +17,7 @@ from audience.contacts.router import router as contacts_router
 from audience.db.engine import build_engine
 from audience.db.migrate import upgrade
 from audience.lists.router import router as lists_router
-from audience.web import DOCUMENTED_BODIES, BodyLimitMiddleware, install_error_handlers
+from audience.web import DOCUMENTED_BODIES, RequestGuardMiddleware, install_error_handlers
 
 
 def create_app(settings: Settings | None = None, *, migrate: bool | None = None) -> FastAPI:
@@ -43,7 +43,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool | None = None)
         description="Self-hosted contacts service with a Notifuse-compatible API.",
         lifespan=lifespan,
     )
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestGuardMiddleware, max_bytes=settings.max_body_bytes)
     install_error_handlers(app)
     app.include_router(contacts_router)
     app.include_router(lists_router)

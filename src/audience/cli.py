@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Annotated
@@ -20,6 +19,7 @@ from audience.db.engine import build_engine
 from audience.db.migrate import upgrade
 from audience.db.session import transaction
 from audience.errors import AppError
+from audience.imports.command import import_file
 from audience.kit.clock import rfc3339
 from audience.workspaces import service as workspaces
 
@@ -165,9 +165,12 @@ def key_revoke(key_id: Annotated[str, typer.Argument(metavar="KEY_ID")]) -> None
     typer.echo(f"revoked key {info.id} of workspace {info.workspace_id}")
 
 
+app.command("import")(import_file)
+
+
 def main() -> None:
     app(prog_name="audience")
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

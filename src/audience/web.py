@@ -86,6 +86,9 @@ def parse_body(body: bytes, model: type[M], caller: Caller) -> M:
     """Decode, scope and validate a JSON body into `model`."""
     data = decode_json_object(body)
     scope_to_workspace(caller, data.get("workspace_id"))
+    for key, value in data.items():
+        if isinstance(value, str) and "\x00" in value:
+            raise BadRequest(f"{key}: must not contain NUL characters")
     try:
         return model.model_validate(data)
     except ValidationError as exc:
@@ -114,8 +117,9 @@ DOCUMENTED_BODIES: dict[str, type[BaseModel]] = {}
 # --- limits -----------------------------------------------------------------------------------
 
 
-class BodyLimitMiddleware:
-    """413 for a body over the limit, decided from Content-Length or while it streams in."""
+class RequestGuardMiddleware:
+    """Refuses what no route can use: NUL in the query string (400), a body over the limit
+    (413, decided from Content-Length or while the body streams in)."""
 
     def __init__(self, app: ASGIApp, max_bytes: int) -> None:
         self.app = app
@@ -125,12 +129,10 @@ class BodyLimitMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        for name, value in scope["headers"]:
-            too_large = not value.isdigit() or int(value) > self.max_bytes
-            if name == b"content-length" and too_large:
-                response = error_response(PayloadTooLarge("request body too large"))
-                await response(scope, receive, send)
-                return
+        rejection = self._reject(scope)
+        if rejection is not None:
+            await error_response(rejection)(scope, receive, send)
+            return
         received = 0
 
         async def limited_receive() -> Message:
@@ -143,6 +145,19 @@ class BodyLimitMiddleware:
             return message
 
         await self.app(scope, limited_receive, send)
+
+    def _reject(self, scope: Scope) -> AppError | None:
+        query = scope.get("query_string", b"").lower()
+        if b"%00" in query or b"\x00" in query:
+            return BadRequest("query parameters must not contain NUL characters")
+        for name, value in scope["headers"]:
+            if name != b"content-length":
+                continue
+            if not value.isdigit():
+                return BadRequest("invalid Content-Length header")
+            if int(value) > self.max_bytes:
+                return PayloadTooLarge("request body too large")
+        return None
 
 
 # --- the error envelope -------------------------------------------------------------------------

@@ -31,8 +31,8 @@ def create_key(
 ) -> NewKey:
     """Create a key for an existing workspace; the plaintext is returned once."""
     workspaces.get_workspace(conn, workspace_id=workspace_id)
-    if not name.strip():
-        raise BadRequest("name must not be empty")
+    if not name.strip() or len(name.strip()) > 255:
+        raise BadRequest("key name must be 1-255 characters")
     key_id = crypto.new_key_id()
     key = crypto.generate_api_key(workspace_id, key_id)
     values = {

@@ -5,7 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import Connection, Row, delete, insert, select, update
+from sqlalchemy import Connection, Row, delete, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from audience.db.models import contact_lists, lists
 
@@ -33,8 +35,12 @@ class ListRepository:
         query = select(lists).where(lists.c.workspace_id == self.workspace_id).order_by(lists.c.id)
         return list(self.conn.execute(query))
 
-    def insert(self, **values: Any) -> None:
-        self.conn.execute(insert(lists).values(workspace_id=self.workspace_id, **values))
+    def insert(self, **values: Any) -> bool:
+        """Insert a list; False when its id exists (also when a concurrent request won)."""
+        dialect_insert = sqlite_insert if self.conn.dialect.name == "sqlite" else pg_insert
+        statement = dialect_insert(lists).values(workspace_id=self.workspace_id, **values)
+        statement = statement.on_conflict_do_nothing().returning(lists.c.id)
+        return self.conn.execute(statement).first() is not None
 
     def update(self, list_id: str, **values: Any) -> None:
         self.conn.execute(

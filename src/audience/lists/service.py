@@ -16,10 +16,8 @@ from audience.lists.schemas import CreateListRequest, ListOut, UpdateListRequest
 def create_list(conn: Connection, *, workspace_id: str, data: CreateListRequest) -> ListOut:
     """Create a list; its id is unique in the workspace."""
     repo = ListRepository(conn, workspace_id)
-    if repo.get(data.id) is not None:
-        raise BadRequest(f"list already exists: {data.id}")
     now = utcnow()
-    repo.insert(
+    inserted = repo.insert(
         id=data.id,
         name=data.name,
         is_double_optin=data.is_double_optin,
@@ -28,6 +26,8 @@ def create_list(conn: Connection, *, workspace_id: str, data: CreateListRequest)
         created_at=now,
         updated_at=now,
     )
+    if not inserted:
+        raise BadRequest(f"list already exists: {data.id}")
     return get_list(conn, workspace_id=workspace_id, list_id=data.id)
 
 
