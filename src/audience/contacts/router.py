@@ -102,7 +102,7 @@ def upsert_contact(caller: CurrentCaller, body: RawBody, db: WriteDb) -> UpsertC
     workspace_id = scope_to_workspace(caller, _decode_part(envelope.workspace_id))
     if bytes(envelope.contact) == b"null":
         raise BadRequest("contact is required")
-    api_keys.require(caller, Permission.CONTACTS_WRITE, error=BadRequest)
+    api_keys.require(caller, Permission.CONTACTS_WRITE)
     op = service.upsert_contact(db, workspace_id=workspace_id, contact=envelope.contact)
     return UpsertContactResponse(
         email=op.email, action="create" if op.action == "create" else "update"
@@ -224,6 +224,10 @@ def update_status(caller: CurrentCaller, body: RawBody, db: WriteDb) -> SuccessR
 
 
 def _decode(body: bytes, struct: type[S]) -> S:
+    try:
+        body.decode()  # msgspec leaves the parts it keeps as Raw unchecked for UTF-8
+    except UnicodeDecodeError as exc:
+        raise BadRequest(f"invalid JSON body: invalid UTF-8 at byte {exc.start}") from None
     try:
         return msgspec.json.decode(body, type=struct)
     except msgspec.ValidationError:

@@ -161,10 +161,14 @@ def encode_cursor(email: str) -> str:
 
 
 def decode_cursor(cursor: str) -> str:
+    padded = cursor + "=" * (-len(cursor) % 4)
     try:
-        return base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        email = base64.b64decode(padded, altchars=b"-_", validate=True).decode()
     except (binascii.Error, UnicodeDecodeError, ValueError):
-        raise BadRequest("cursor: invalid cursor") from None
+        email = ""
+    if not email or encode_cursor(email) != cursor:
+        raise BadRequest("cursor: invalid cursor")
+    return email
 
 
 def contact_out(row: Row[Any], memberships: Sequence[Row[Any]] | None) -> dict[str, Any]:

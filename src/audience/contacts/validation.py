@@ -138,12 +138,16 @@ def report_email(value: Any) -> str:
     return value.strip().lower() if isinstance(value, str) else ""
 
 
+class _EmailOnly(msgspec.Struct):
+    email: Any = None
+
+
 def _email_hint(raw: bytes | msgspec.Raw) -> str:
+    """The email of a contact that failed decoding, reading nothing but that key."""
     try:
-        data = msgspec.json.decode(raw)
+        return report_email(msgspec.json.decode(raw, type=_EmailOnly).email)
     except (msgspec.DecodeError, RecursionError):
         return ""
-    return report_email(data.get("email")) if isinstance(data, dict) else ""
 
 
 def _text(name: str, value: str) -> str:

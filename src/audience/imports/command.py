@@ -1,0 +1,119 @@
+"""`audience import FILE`: a client of POST /api/contacts.import for CSV and JSON Lines files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from audience.imports.pipeline import run_import
+from audience.imports.plan import EXIT_ERROR, EXIT_INTERRUPTED, Abort, Options, Ui
+from audience.imports.report import BarProgress, PlainProgress, ProgressView
+
+DEFAULT_URL = "http://127.0.0.1:8000"
+
+
+def terminal_ui() -> Ui:
+    """Results on stdout; notes, and a bar when stderr is a terminal (else plain lines)."""
+    console = Console(stderr=True, highlight=False)
+
+    def note(message: str) -> None:
+        if console.is_terminal:  # printed above the progress bar, never through it
+            console.print(message, markup=False, soft_wrap=True)
+        else:
+            typer.echo(message, err=True)
+
+    def progress(total: int | None, start: int) -> ProgressView:
+        if console.is_terminal:
+            return BarProgress(console, total, start)
+        return PlainProgress(note, total, start)
+
+    return Ui(out=typer.echo, note=note, progress=progress)
+
+
+def import_file(
+    file: Annotated[
+        Path,
+        typer.Argument(
+            exists=True,
+            dir_okay=False,
+            readable=True,
+            help="CSV (UTF-8, `,` `;` or tab) or JSON Lines (.jsonl/.ndjson) file.",
+        ),
+    ],
+    workspace: Annotated[str, typer.Option("--workspace", "-w", help="Workspace id.")],
+    lists: Annotated[
+        list[str] | None,
+        typer.Option("--list", "-l", metavar="LIST", help="Subscribe every contact (repeat)."),
+    ] = None,
+    url: Annotated[
+        str, typer.Option(envvar="AUDIENCE_URL", help="The server's base URL.")
+    ] = DEFAULT_URL,
+    key: Annotated[
+        str | None, typer.Option(envvar="AUDIENCE_API_KEY", help="API key.", show_default=False)
+    ] = None,
+    mappings: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--map",
+            metavar="COLUMN=FIELD",
+            help="Map a column (or JSON key) to a field; `COLUMN=` leaves it out (repeat).",
+        ),
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Show the mapping and check rows; send nothing.")
+    ] = False,
+    empty_clears: Annotated[
+        bool,
+        typer.Option("--empty-clears", help="An empty cell clears the field (default: keeps it)."),
+    ] = False,
+    errors: Annotated[
+        Path | None,
+        typer.Option(
+            dir_okay=False,
+            help="Where failed rows go (default: FILE's name with .errors.csv or .errors.jsonl).",
+            show_default=False,
+        ),
+    ] = None,
+    batch_size: Annotated[
+        int, typer.Option(min=1, max=10_000, help="Contacts per request.")
+    ] = 1000,
+    concurrency: Annotated[int, typer.Option(min=1, max=16, help="Requests in flight.")] = 2,
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Skip what an interrupted run of this file did.")
+    ] = False,
+) -> None:
+    """Import contacts from a CSV or JSON Lines file, in batches, through the HTTP API.
+
+    Exit status: 0 every row imported, 1 some rows failed (see the errors file),
+    2 usage, file or connection error, 130 interrupted.
+    """
+    options = Options(
+        path=file,
+        workspace=workspace,
+        url=url,
+        key=key,
+        lists=tuple(lists or ()),
+        mappings=tuple(mappings or ()),
+        dry_run=dry_run,
+        empty_clears=empty_clears,
+        errors=errors,
+        batch_size=batch_size,
+        concurrency=concurrency,
+        resume=resume,
+    )
+    ui = terminal_ui()
+    try:
+        outcome = run_import(options, ui)
+    except Abort as exc:
+        ui.note(f"error: {exc.message}")
+        raise typer.Exit(exc.code) from None
+    except OSError as exc:
+        ui.note(f"error: {exc}")
+        raise typer.Exit(EXIT_ERROR) from None
+    except KeyboardInterrupt:
+        ui.note("interrupted before anything was sent")
+        raise typer.Exit(EXIT_INTERRUPTED) from None
+    raise typer.Exit(outcome.exit_code)

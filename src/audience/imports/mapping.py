@@ -1,0 +1,137 @@
+"""Which column of a file feeds which ContactInput field: forgiving by default, overridable."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from audience.contacts.fields import FIELDS
+
+EMAIL = "email"
+ALL_FIELDS: tuple[str, ...] = (EMAIL, *FIELDS)
+
+#: Columns (CSV) or keys (JSON Lines) that an errors file adds in front of the original row;
+#: they are never imported, so an errors file can be imported again as it is.
+RESERVED: tuple[str, ...] = ("_line", "_email", "_error", "_raw")
+
+#: Spellings seen in exports, after `normalize` (the field names themselves need no entry).
+ALIASES: dict[str, str] = {
+    alias: name
+    for name, aliases in {
+        "email": "mail emailaddress emailaddr mailaddress emailid primaryemail contactemail",
+        "external_id": "id externalid externalref customerid userid contactid crmid",
+        "first_name": "firstname first fname givenname forename",
+        "last_name": "lastname last lname surname familyname",
+        "full_name": "fullname name displayname contactname",
+        "phone": "phonenumber telephone tel mobile mobilephone mobilenumber cellphone cell",
+        "address_line_1": "address addressline1 address1 street streetaddress",
+        "address_line_2": "addressline2 address2",
+        "country": "countrycode countryregion",
+        "postcode": "postalcode zip zipcode zippostalcode",
+        "state": "province region stateprovince stateregion",
+        "job_title": "jobtitle title position",
+        "timezone": "tz timezonename",
+        "language": "lang locale preferredlanguage",
+    }.items()
+    for alias in aliases.split()
+}
+
+
+class MappingError(ValueError):
+    """A mapping that cannot be used: the command stops before sending anything."""
+
+
+@dataclass(frozen=True)
+class Mapping:
+    """Column positions → fields, and what was left out."""
+
+    header: tuple[str, ...]
+    columns: tuple[tuple[int, str], ...]
+    #: Columns no field takes (reported to the user).
+    unmapped: tuple[str, ...] = ()
+    #: Columns left out on purpose: `--map "COLUMN="`, and an errors file's own columns.
+    ignored: tuple[str, ...] = ()
+
+    @property
+    def data_positions(self) -> tuple[int, ...]:
+        """Positions of the columns that belong to the original file (not an errors file's)."""
+        return tuple(i for i, name in enumerate(self.header) if name not in RESERVED)
+
+
+def normalize(name: str) -> str:
+    """`E-mail Address`, `e_mail_address` and `EmailAddress` all become `emailaddress`."""
+    return re.sub(r"[^0-9a-z]", "", name.casefold())
+
+
+_BY_NAME: dict[str, str] = {normalize(name): name for name in ALL_FIELDS}
+
+
+def guess_field(column: str) -> str | None:
+    """The field a column name most likely means, or None."""
+    key = normalize(column)
+    return _BY_NAME.get(key) or ALIASES.get(key)
+
+
+def parse_overrides(specs: Iterable[str]) -> dict[str, str | None]:
+    """`--map "Column=field"` options; `Column=` (no field) leaves the column out."""
+    overrides: dict[str, str | None] = {}
+    for spec in specs:
+        column, sep, target = spec.rpartition("=")
+        column, target = column.strip(), target.strip()
+        if not sep or not column:
+            raise MappingError(f"--map {spec!r}: expected COLUMN=FIELD")
+        if target and target not in ALL_FIELDS:
+            raise MappingError(f"--map {spec!r}: unknown field {target!r}")
+        overrides[column] = target or None
+    targets = [t for t in overrides.values() if t]
+    for target in targets:
+        if targets.count(target) > 1:
+            raise MappingError(f"--map: more than one column is mapped to {target!r}")
+    return overrides
+
+
+def map_header(header: Sequence[str], overrides: dict[str, str | None]) -> Mapping:
+    """Map each column of a CSV header to a field; the overrides win."""
+    header = tuple(header)
+    explicit = _resolve_overrides(header, overrides)
+    taken = {name for name in explicit.values() if name}
+    columns: list[tuple[int, str]] = []
+    unmapped: list[str] = []
+    ignored: list[str] = []
+    for position, column in enumerate(header):
+        if column in RESERVED:
+            ignored.append(column)
+            continue
+        target = explicit[position] if position in explicit else _auto(column, taken)
+        if target is None:
+            (ignored if position in explicit else unmapped).append(column)
+            continue
+        taken.add(target)
+        columns.append((position, target))
+    if EMAIL not in {name for _, name in columns}:
+        raise MappingError(
+            "no column maps to email; name one with --map 'COLUMN=email' "
+            f"(columns: {', '.join(header) or 'none'})"
+        )
+    return Mapping(header, tuple(columns), tuple(unmapped), tuple(ignored))
+
+
+def _auto(column: str, taken: set[str]) -> str | None:
+    guess = guess_field(column)
+    return None if guess in taken else guess
+
+
+def _resolve_overrides(
+    header: tuple[str, ...], overrides: dict[str, str | None]
+) -> dict[int, str | None]:
+    """Override targets by column position: the exact name first, then a forgiving match."""
+    resolved: dict[int, str | None] = {}
+    for column, target in overrides.items():
+        positions = [i for i, name in enumerate(header) if name == column] or [
+            i for i, name in enumerate(header) if normalize(name) == normalize(column)
+        ]
+        if not positions:
+            raise MappingError(f"--map: no column named {column!r} in the header")
+        resolved[positions[0]] = target
+    return resolved
