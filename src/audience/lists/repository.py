@@ -38,8 +38,12 @@ class ListRepository:
     def insert(self, **values: Any) -> bool:
         """Insert a list; False when its id exists (also when a concurrent request won)."""
         dialect_insert = sqlite_insert if self.conn.dialect.name == "sqlite" else pg_insert
-        statement = dialect_insert(lists).values(workspace_id=self.workspace_id, **values)
-        statement = statement.on_conflict_do_nothing().returning(lists.c.id)
+        statement = (
+            dialect_insert(lists)
+            .values(workspace_id=self.workspace_id, **values)
+            .on_conflict_do_nothing()
+            .returning(lists.c.id)
+        )
         return self.conn.execute(statement).first() is not None
 
     def update(self, list_id: str, **values: Any) -> None:
