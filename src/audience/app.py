@@ -17,7 +17,12 @@ from audience.contacts.router import router as contacts_router
 from audience.db.engine import build_engine
 from audience.db.migrate import upgrade
 from audience.lists.router import router as lists_router
-from audience.web import DOCUMENTED_BODIES, RequestGuardMiddleware, install_error_handlers
+from audience.web import (
+    DOCUMENTED_BODIES,
+    ErrorResponse,
+    RequestGuardMiddleware,
+    install_error_handlers,
+)
 
 
 def create_app(settings: Settings | None = None, *, migrate: bool | None = None) -> FastAPI:
@@ -74,5 +79,45 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
             model_schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
             components.update(model_schema.pop("$defs", {}))
             components[name] = model_schema
+        _document_errors(schema)
         app.openapi_schema = schema
     return app.openapi_schema
+
+
+_ERROR_REF = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorResponse"}}}
+_ERRORS = {
+    "400": "Bad request: the body or a parameter is invalid",
+    "401": "Missing, malformed, unknown or revoked API key, or another workspace",
+    "403": "The API key lacks the permission this route needs",
+    "404": "Not found",
+    "413": "Request body too large",
+    "415": "Content-Type is not application/json",
+    "500": "Internal server error: nothing of the request was written",
+}
+#: Query parameters the routes require (declared optional so that a missing one gets our
+#: error message, not FastAPI's).
+_REQUIRED_QUERY = {"workspace_id", "email", "id", "external_id"}
+
+
+def _document_errors(schema: dict[str, Any]) -> None:
+    """Every /api/ operation documents the {"error"} answers it can give; none gives 422."""
+    components = schema["components"]["schemas"]
+    components["ErrorResponse"] = ErrorResponse.model_json_schema()
+    for schema_name in ("HTTPValidationError", "ValidationError"):
+        components.pop(schema_name, None)
+    for path, operations in schema["paths"].items():
+        for method, operation in operations.items():
+            responses = operation.setdefault("responses", {})
+            responses.pop("422", None)
+            if not path.startswith("/api/"):
+                continue
+            for code, description in _ERRORS.items():
+                if method == "get" and code in ("413", "415"):
+                    continue
+                if path == "/api/contacts.import" and code in ("403", "404"):
+                    continue  # the spec answers a missing permission with 400
+                responses.setdefault(code, {"description": description, "content": _ERROR_REF})
+            for parameter in operation.get("parameters", []):
+                if parameter.get("in") == "query" and parameter["name"] in _REQUIRED_QUERY:
+                    parameter["required"] = True
+                    parameter["schema"] = {"type": "string", "minLength": 1}

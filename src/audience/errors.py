@@ -37,6 +37,10 @@ class PayloadTooLarge(AppError):
     status_code = 413
 
 
+class UnsupportedMediaType(AppError):
+    status_code = 415
+
+
 class ConfigurationError(AppError):
     """The service cannot start as configured (used by the CLI, never by routes)."""
 

@@ -17,7 +17,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from audience.api_keys import service as api_keys
 from audience.api_keys.schemas import Caller
 from audience.db.session import transaction
-from audience.errors import AppError, BadRequest, PayloadTooLarge
+from audience.errors import AppError, BadRequest, PayloadTooLarge, UnsupportedMediaType
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -45,10 +45,22 @@ WriteDb = Annotated[Connection, Depends(_write_db, scope="function")]
 
 
 async def _raw_body(request: Request) -> bytes:
-    return await request.body()
+    content_type = request.headers.get("content-type", "application/json")
+    media_type = content_type.partition(";")[0].strip().lower()
+    if media_type != "application/json" and not media_type.endswith("+json"):
+        raise UnsupportedMediaType(
+            f"unsupported Content-Type {media_type!r}: send application/json"
+        )
+    body = await request.body()
+    try:
+        body.decode()  # msgspec leaves strings it skips (and Raw parts) unchecked
+    except UnicodeDecodeError as exc:
+        raise BadRequest(f"invalid JSON body: invalid UTF-8 at byte {exc.start}") from None
+    return body
 
 
-#: The request body as bytes, read only after authentication (DESIGN §1 rule 1).
+#: The request body as bytes: read only after authentication (DESIGN §1 rule 1), JSON by
+#: Content-Type (or none given), valid UTF-8.
 RawBody = Annotated[bytes, Depends(_raw_body)]
 
 
@@ -161,6 +173,12 @@ class RequestGuardMiddleware:
 
 
 # --- the error envelope -------------------------------------------------------------------------
+
+
+class ErrorResponse(BaseModel):
+    """Every error answer of the API."""
+
+    error: str
 
 
 def error_response(exc: AppError) -> JSONResponse:

@@ -59,7 +59,11 @@ ON CONFLICT (workspace_id, email) DO UPDATE SET {_KEEP_ABSENT}, updated_at = exc
 
 def sqlite_timestamp(value: datetime) -> str:
     """The text form SQLAlchemy's SQLite DateTime reads back (UTC wall clock)."""
-    return value.strftime("%Y-%m-%d %H:%M:%S.%f")
+    # Not strftime: "%Y" does not pad years below 1000, which SQLAlchemy cannot read back.
+    return (
+        f"{value.year:04d}-{value.month:02d}-{value.day:02d} "
+        f"{value.hour:02d}:{value.minute:02d}:{value.second:02d}.{value.microsecond:06d}"
+    )
 
 
 class ContactRepository:

@@ -18,7 +18,6 @@ from audience.contacts.schemas import (
     ContactsPage,
     CountResponse,
     DeleteContactRequest,
-    ErrorResponse,
     ImportEnvelope,
     SuccessResponse,
     UpdateStatusRequest,
@@ -40,17 +39,6 @@ from audience.web import (
 router = APIRouter(prefix="/api", tags=["contacts"])
 S = TypeVar("S", bound=msgspec.Struct)
 
-ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorResponse, "description": text}
-    for code, text in (
-        (400, "Bad request"),
-        (401, "Missing, invalid or revoked API key, or another workspace"),
-        (413, "Request body too large"),
-        (500, "Internal server error; nothing of the request was written"),
-    )
-}
-READ_ERRORS = {**ERRORS, 404: {"model": ErrorResponse, "description": "Not found"}}
-
 
 class _UpsertEnvelope(msgspec.Struct):
     workspace_id: msgspec.Raw = msgspec.Raw(b"null")
@@ -61,7 +49,6 @@ class _UpsertEnvelope(msgspec.Struct):
     "/contacts.import",
     operation_id="batchImportContacts",
     response_model=BatchImportContactsResponse,
-    responses=ERRORS,
     openapi_extra=body_schema(BatchImportContactsRequest),
 )
 def import_contacts(request: Request, caller: CurrentCaller, body: RawBody) -> Response:
@@ -93,7 +80,6 @@ def import_contacts(request: Request, caller: CurrentCaller, body: RawBody) -> R
 @router.post(
     "/contacts.upsert",
     response_model=UpsertContactResponse,
-    responses=ERRORS,
     openapi_extra=body_schema(UpsertContactRequest),
 )
 def upsert_contact(caller: CurrentCaller, body: RawBody, db: WriteDb) -> UpsertContactResponse:
@@ -109,7 +95,7 @@ def upsert_contact(caller: CurrentCaller, body: RawBody, db: WriteDb) -> UpsertC
     )
 
 
-@router.get("/contacts.getByEmail", response_model=ContactResponse, responses=READ_ERRORS)
+@router.get("/contacts.getByEmail", response_model=ContactResponse)
 def get_by_email(
     caller: CurrentCaller, db: ReadDb, workspace_id: str | None = None, email: str | None = None
 ) -> dict[str, Any]:
@@ -119,7 +105,7 @@ def get_by_email(
     return {"contact": contact}
 
 
-@router.get("/contacts.getByExternalID", response_model=ContactResponse, responses=READ_ERRORS)
+@router.get("/contacts.getByExternalID", response_model=ContactResponse)
 def get_by_external_id(
     caller: CurrentCaller,
     db: ReadDb,
@@ -134,7 +120,7 @@ def get_by_external_id(
     return {"contact": contact}
 
 
-@router.get("/contacts.list", response_model=ContactsPage, responses=ERRORS)
+@router.get("/contacts.list", response_model=ContactsPage)
 def list_contacts(
     caller: CurrentCaller,
     db: ReadDb,
@@ -177,7 +163,7 @@ def list_contacts(
     return {"contacts": items, "next_cursor": next_cursor}
 
 
-@router.get("/contacts.count", response_model=CountResponse, responses=ERRORS)
+@router.get("/contacts.count", response_model=CountResponse)
 def count_contacts(
     caller: CurrentCaller, db: ReadDb, workspace_id: str | None = None
 ) -> CountResponse:
@@ -189,7 +175,6 @@ def count_contacts(
 @router.post(
     "/contacts.delete",
     response_model=SuccessResponse,
-    responses=READ_ERRORS,
     openapi_extra=body_schema(DeleteContactRequest),
 )
 def delete_contact(caller: CurrentCaller, body: RawBody, db: WriteDb) -> SuccessResponse:
@@ -203,7 +188,6 @@ def delete_contact(caller: CurrentCaller, body: RawBody, db: WriteDb) -> Success
 @router.post(
     "/contactLists.updateStatus",
     response_model=SuccessResponse,
-    responses=READ_ERRORS,
     openapi_extra=body_schema(UpdateStatusRequest),
 )
 def update_status(caller: CurrentCaller, body: RawBody, db: WriteDb) -> SuccessResponse:
@@ -224,10 +208,6 @@ def update_status(caller: CurrentCaller, body: RawBody, db: WriteDb) -> SuccessR
 
 
 def _decode(body: bytes, struct: type[S]) -> S:
-    try:
-        body.decode()  # msgspec leaves the parts it keeps as Raw unchecked for UTF-8
-    except UnicodeDecodeError as exc:
-        raise BadRequest(f"invalid JSON body: invalid UTF-8 at byte {exc.start}") from None
     try:
         return msgspec.json.decode(body, type=struct)
     except msgspec.ValidationError:
@@ -268,6 +248,8 @@ def _list_ids(raw: msgspec.Raw) -> list[str]:
         ids = msgspec.json.decode(raw, type=list[str] | None)
     except msgspec.ValidationError:
         raise BadRequest("subscribe_to_lists must be an array of list ids (strings)") from None
+    if any("\x00" in list_id for list_id in ids or []):
+        raise BadRequest("subscribe_to_lists must not contain NUL characters")
     return list(dict.fromkeys(ids or []))
 
 

@@ -123,10 +123,6 @@ class BatchImportContactsResponse(BaseModel):
     error: str | None = None
 
 
-class ErrorResponse(BaseModel):
-    error: str
-
-
 # --- the other routes -----------------------------------------------------------------------------
 
 

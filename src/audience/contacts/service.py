@@ -166,7 +166,7 @@ def decode_cursor(cursor: str) -> str:
         email = base64.b64decode(padded, altchars=b"-_", validate=True).decode()
     except (binascii.Error, UnicodeDecodeError, ValueError):
         email = ""
-    if not email or encode_cursor(email) != cursor:
+    if not email or "\x00" in email or encode_cursor(email) != cursor:
         raise BadRequest("cursor: invalid cursor")
     return email
 

@@ -170,7 +170,10 @@ def _number(name: str, value: float) -> float:
 def _datetime(name: str, value: datetime) -> datetime:
     if value.tzinfo is None:
         raise ContactError(f"{name}: date-time must include a time zone offset (RFC 3339)")
-    return value.astimezone(UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise ContactError(f"{name}: date-time out of range in UTC") from None
 
 
 def _json(name: str, value: dict[str, Any] | list[Any]) -> str:

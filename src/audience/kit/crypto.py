@@ -8,6 +8,8 @@ import secrets
 import string
 from dataclasses import dataclass
 
+from audience.workspaces.schemas import WORKSPACE_ID_PATTERN
+
 KEY_PREFIX = "aud_"
 KEY_ID_LENGTH = 10
 SECRET_LENGTH = 32
@@ -47,7 +49,9 @@ def parse_api_key(key: str) -> ParsedKey | None:
     if not key.startswith(KEY_PREFIX):
         return None
     workspace_id, sep, tail = key[len(KEY_PREFIX) :].rpartition("_")
-    if not sep or not workspace_id or len(tail) != KEY_ID_LENGTH + SECRET_LENGTH:
+    if not sep or not WORKSPACE_ID_PATTERN.fullmatch(workspace_id):
+        return None
+    if len(tail) != KEY_ID_LENGTH + SECRET_LENGTH:
         return None
     if not _ALPHABET_SET.issuperset(tail):
         return None
