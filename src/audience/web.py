@@ -53,7 +53,8 @@ async def _raw_body(request: Request) -> bytes:
         )
     body = await request.body()
     try:
-        body.decode()  # msgspec leaves strings it skips (and Raw parts) unchecked
+        # msgspec leaves strings it skips (and Raw parts) unchecked; ASCII needs no decoding.
+        body.isascii() or body.decode()
     except UnicodeDecodeError as exc:
         raise BadRequest(f"invalid JSON body: invalid UTF-8 at byte {exc.start}") from None
     return body

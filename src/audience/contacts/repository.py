@@ -13,8 +13,6 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, Row, and_, delete, exists, func, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from audience.contacts.fields import DATETIME_FIELDS, FIELDS, JSON_FIELDS, NUMBER_FIELDS
 from audience.contacts.validation import ValidContact
@@ -54,6 +52,23 @@ SQLITE_UPSERT = f"""
 INSERT INTO contacts (workspace_id, email, {_COLUMNS}, created_at, updated_at)
 VALUES (?, ?, {", ".join("?" for _ in FIELDS)}, ?, ?)
 ON CONFLICT (workspace_id, email) DO UPDATE SET {_KEEP_ABSENT}, updated_at = excluded.updated_at
+"""
+
+
+# Rows are inserted in (email, list) order, the lock order every import shares.
+PG_SUBSCRIBE = """
+INSERT INTO contact_lists (workspace_id, email, list_id, status, created_at, updated_at)
+SELECT %(ws)b, e.email, l.list_id, l.status, %(now)b, %(now)b
+FROM unnest(%(emails)b::text[]) AS e(email)
+CROSS JOIN unnest(%(lists)b::text[], %(statuses)b::text[]) AS l(list_id, status)
+ORDER BY e.email, l.list_id
+ON CONFLICT (workspace_id, email, list_id) DO NOTHING
+"""
+
+SQLITE_SUBSCRIBE = """
+INSERT INTO contact_lists (workspace_id, email, list_id, status, created_at, updated_at)
+VALUES (?, ?, ?, ?, ?, ?)
+ON CONFLICT (workspace_id, email, list_id) DO NOTHING
 """
 
 
@@ -146,22 +161,30 @@ class ContactRepository:
 
     def subscribe(self, emails: Iterable[str], statuses: Mapping[str, str], now: datetime) -> None:
         """New memberships get their status; existing ones are left exactly as they are."""
-        values = [
-            {
-                "workspace_id": self.workspace_id,
-                "email": email,
-                "list_id": list_id,
-                "status": statuses[list_id],
-                "created_at": now,
-                "updated_at": now,
-            }
-            for email in sorted(emails)
-            for list_id in sorted(statuses)
-        ]
-        if not values:
+        ordered = sorted(emails)
+        list_ids = sorted(statuses)
+        if not ordered or not list_ids:
             return
-        insert = sqlite_insert if self.is_sqlite else pg_insert
-        self.conn.execute(insert(contact_lists).on_conflict_do_nothing(), values)
+        driver = self.conn.connection.driver_connection
+        assert driver is not None
+        if self.is_sqlite:
+            stamp = sqlite_timestamp(now)
+            rows = [
+                (self.workspace_id, email, list_id, statuses[list_id], stamp, stamp)
+                for email in ordered
+                for list_id in list_ids
+            ]
+            driver.cursor().executemany(SQLITE_SUBSCRIBE, rows)
+            return
+        params = {
+            "ws": self.workspace_id,
+            "now": now,
+            "emails": ordered,
+            "lists": list_ids,
+            "statuses": [statuses[list_id] for list_id in list_ids],
+        }
+        with driver.cursor() as cursor:
+            cursor.execute(PG_SUBSCRIBE, params)
 
     # --- single contacts --------------------------------------------------------------------------
 

@@ -120,7 +120,7 @@ def is_plain_email(email: str) -> bool:
     )
 
 
-@lru_cache(maxsize=65_536)
+@lru_cache(maxsize=4_096)
 def _checked_email(email: str) -> str:
     if len(email) > EMAIL_MAX_LENGTH or "\x00" in email:
         raise ContactError(INVALID_EMAIL, email)
