@@ -15,7 +15,6 @@ from audience import __version__
 from audience.config import Settings
 from audience.contacts.router import router as contacts_router
 from audience.db.engine import build_engine
-from audience.db.migrate import upgrade
 from audience.lists.router import router as lists_router
 from audience.web import (
     DOCUMENTED_BODIES,
@@ -33,6 +32,8 @@ def create_app(settings: Settings | None = None, *, migrate: bool | None = None)
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = build_engine(settings)
         if settings.auto_migrate if migrate is None else migrate:
+            from audience.db.migrate import upgrade  # Alembic only when it is needed
+
             upgrade(engine)
         app.state.settings = settings
         app.state.engine = engine
@@ -66,6 +67,11 @@ def create_app(settings: Settings | None = None, *, migrate: bool | None = None)
 
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
+
+
+def worker_app() -> FastAPI:
+    """The app of one `audience serve` worker: the parent process has migrated already."""
+    return create_app(migrate=False)
 
 
 def _openapi(app: FastAPI) -> dict[str, Any]:

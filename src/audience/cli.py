@@ -8,12 +8,10 @@ from typing import Annotated
 
 import typer
 import uvicorn
-from fastapi import FastAPI
 from sqlalchemy import Connection
 
 from audience.api_keys import service as api_keys
 from audience.api_keys.schemas import ALL_PERMISSIONS, parse_permissions
-from audience.app import create_app
 from audience.config import Settings
 from audience.db.engine import build_engine
 from audience.db.migrate import upgrade
@@ -53,11 +51,6 @@ def database(*, write: bool) -> Iterator[tuple[Settings, Connection]]:
         engine.dispose()
 
 
-def worker_app() -> FastAPI:
-    """The app of one server worker; `serve` has migrated already."""
-    return create_app(migrate=False)
-
-
 @app.command()
 def serve(
     host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
@@ -75,7 +68,7 @@ def serve(
         upgrade(engine)
         engine.dispose()
     uvicorn.run(
-        "audience.cli:worker_app",
+        "audience.app:worker_app",
         factory=True,
         host=host,
         port=port,
