@@ -55,6 +55,35 @@ ON CONFLICT (workspace_id, email) DO UPDATE SET {_KEEP_ABSENT}, updated_at = exc
 """
 
 
+_BIT = {name: 1 << i for i, name in enumerate(FIELDS)}
+
+
+def _null_mask(values: Mapping[str, Any]) -> int:
+    """Bit i set when FIELDS[i] was sent as null."""
+    mask = 0
+    for name, value in values.items():
+        if value is None:
+            mask |= _BIT[name]
+    return mask
+
+
+def _clear_columns(mask: str, row: str) -> str:
+    return ", ".join(
+        f"{n} = CASE WHEN ({mask} & {1 << i}) <> 0 THEN NULL ELSE {row}{n} END"
+        for i, n in enumerate(FIELDS)
+    )
+
+
+PG_CLEAR = f"""
+UPDATE contacts AS c SET {_clear_columns("u.mask", "c.")}
+FROM unnest(%(emails)b::text[], %(masks)b::int8[]) AS u(email, mask)
+WHERE c.workspace_id = %(ws)b AND c.email = u.email
+"""
+
+SQLITE_CLEAR = f"""
+UPDATE contacts SET {_clear_columns("?1", "")} WHERE workspace_id = ?2 AND email = ?3
+"""
+
 # Rows are inserted in (email, list) order, the lock order every import shares.
 PG_SUBSCRIBE = """
 INSERT INTO contact_lists (workspace_id, email, list_id, status, created_at, updated_at)
@@ -136,19 +165,25 @@ class ContactRepository:
         return set(emails) - existing
 
     def _clear_explicit_nulls(self, rows: Sequence[ValidContact]) -> None:
-        groups: dict[tuple[str, ...], list[str]] = defaultdict(list)
-        for c in rows:
-            cleared = tuple(name for name, value in c.values.items() if value is None)
-            if cleared:
-                groups[cleared].append(c.email)
-        for cleared, emails in groups.items():
-            for chunk in _chunks(emails, SQLITE_IN_CHUNK):
-                self.conn.execute(
-                    update(contacts)
-                    .where(contacts.c.workspace_id == self.workspace_id)
-                    .where(contacts.c.email.in_(chunk))
-                    .values(dict.fromkeys(cleared))
-                )
+        """One statement for every contact that sent explicit nulls, whatever fields they are."""
+        cleared = [(c.email, mask) for c in rows if (mask := _null_mask(c.values))]
+        if not cleared:
+            return
+        driver = self.conn.connection.driver_connection
+        assert driver is not None
+        if self.is_sqlite:
+            driver.cursor().executemany(
+                SQLITE_CLEAR, [(mask, self.workspace_id, email) for email, mask in cleared]
+            )
+            return
+        with driver.cursor() as cursor:
+            for chunk in _chunks(cleared, PG_CHUNK):
+                params = {
+                    "ws": self.workspace_id,
+                    "emails": [email for email, _ in chunk],
+                    "masks": [mask for _, mask in chunk],
+                }
+                cursor.execute(PG_CLEAR, params)
 
     def existing_emails(self, emails: Sequence[str]) -> set[str]:
         found: set[str] = set()
