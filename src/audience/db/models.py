@@ -15,6 +15,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
@@ -77,7 +78,15 @@ contacts = Table(
     Column("created_at", Timestamp, nullable=False),
     Column("updated_at", Timestamp, nullable=False),
     ForeignKeyConstraint(["workspace_id"], ["workspaces.id"], ondelete="CASCADE"),
-    Index(None, "workspace_id", "external_id"),
+    # Partial: only contacts that carry an external_id are in it, so a lookup by email can
+    # never mistake it for a cheaper path (on a table without statistics PostgreSQL did).
+    Index(
+        None,
+        "workspace_id",
+        "external_id",
+        postgresql_where=text("external_id IS NOT NULL"),
+        sqlite_where=text("external_id IS NOT NULL"),
+    ),
 )
 
 lists = Table(
