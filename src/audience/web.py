@@ -70,19 +70,20 @@ def decode_json_object(body: bytes) -> dict[str, Any]:
     try:
         data = msgspec.json.decode(body)
     except (msgspec.DecodeError, RecursionError) as exc:
-        raise BadRequest(f"invalid JSON body: {_json_reason(exc)}") from None
+        raise BadRequest(f"invalid JSON body: {json_error_reason(exc)}") from None
     if not isinstance(data, dict):
         raise BadRequest("invalid JSON body: expected a JSON object")
     return data
 
 
-def _json_reason(exc: Exception) -> str:
+def json_error_reason(exc: Exception) -> str:
+    """Why a body is not JSON, in words a client can act on."""
     if isinstance(exc, RecursionError):
         return "nesting too deep"
     text = str(exc)
     if text == "Input data was truncated":
         return "unexpected end of input or invalid string escape"
-    return text
+    return text.removeprefix("JSON is malformed: ")
 
 
 def scope_to_workspace(caller: Caller, workspace_id: Any) -> str:

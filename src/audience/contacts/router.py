@@ -31,6 +31,7 @@ from audience.web import (
     ReadDb,
     WriteDb,
     body_schema,
+    json_error_reason,
     parse_body,
     required,
     scope_to_workspace,
@@ -213,16 +214,9 @@ def _decode(body: bytes, struct: type[S]) -> S:
     except msgspec.ValidationError:
         raise BadRequest("invalid JSON body: expected a JSON object") from None
     except msgspec.DecodeError as exc:
-        raise BadRequest(f"invalid JSON body: {_reason(exc)}") from None
+        raise BadRequest(f"invalid JSON body: {json_error_reason(exc)}") from None
     except RecursionError:
         raise BadRequest("invalid JSON body: nesting too deep") from None
-
-
-def _reason(exc: Exception) -> str:
-    text = str(exc)
-    if text == "Input data was truncated":
-        return "unexpected end of input or invalid string escape"
-    return text.removeprefix("JSON is malformed: ")
 
 
 def _decode_part(raw: msgspec.Raw) -> Any:
