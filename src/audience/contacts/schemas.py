@@ -26,6 +26,13 @@ class ImportEnvelope(msgspec.Struct):
     subscribe_to_lists: msgspec.Raw = msgspec.Raw(b"null")
 
 
+class UpsertEnvelope(msgspec.Struct):
+    """The contacts.upsert body's top level, decoded like the import's."""
+
+    workspace_id: msgspec.Raw = msgspec.Raw(b"null")
+    contact: msgspec.Raw = msgspec.Raw(b"null")
+
+
 def _contact_struct() -> type[msgspec.Struct]:
     fields: list[tuple[str, Any, Any]] = [("email", Any, UNSET)]
     fields += [(name, str | None | UnsetType, UNSET) for name in TEXT_FIELDS]

@@ -35,16 +35,16 @@ class ListRepository:
         query = select(lists).where(lists.c.workspace_id == self.workspace_id).order_by(lists.c.id)
         return list(self.conn.execute(query))
 
-    def insert(self, **values: Any) -> bool:
-        """Insert a list; False when its id exists (also when a concurrent request won)."""
+    def insert(self, **values: Any) -> Row[Any] | None:
+        """Insert a list; None when its id exists (also when a concurrent request won)."""
         dialect_insert = sqlite_insert if self.conn.dialect.name == "sqlite" else pg_insert
         statement = (
             dialect_insert(lists)
             .values(workspace_id=self.workspace_id, **values)
             .on_conflict_do_nothing()
-            .returning(lists.c.id)
+            .returning(*lists.c)
         )
-        return self.conn.execute(statement).first() is not None
+        return self.conn.execute(statement).first()
 
     def update(self, list_id: str, **values: Any) -> None:
         self.conn.execute(

@@ -17,7 +17,7 @@ def create_list(conn: Connection, *, workspace_id: str, data: CreateListRequest)
     """Create a list; its id is unique in the workspace."""
     repo = ListRepository(conn, workspace_id)
     now = utcnow()
-    inserted = repo.insert(
+    row = repo.insert(
         id=data.id,
         name=data.name,
         is_double_optin=data.is_double_optin,
@@ -26,9 +26,9 @@ def create_list(conn: Connection, *, workspace_id: str, data: CreateListRequest)
         created_at=now,
         updated_at=now,
     )
-    if not inserted:
+    if row is None:
         raise BadRequest(f"list already exists: {data.id}")
-    return get_list(conn, workspace_id=workspace_id, list_id=data.id)
+    return _out(row)
 
 
 def get_list(conn: Connection, *, workspace_id: str, list_id: str) -> ListOut:
