@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -22,6 +23,10 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=32 * 1024 * 1024, ge=1024)
     auto_migrate: bool = True
     db_pool_size: int = Field(default=10, ge=1)
+    #: How PostgreSQL receives an import: binary COPY into a temporary table ("copy"), or
+    #: binary arrays read by unnest ("unnest": for PostgreSQL-compatible engines without
+    #: temporary tables or binary COPY, such as CockroachDB). Ignored on SQLite.
+    bulk_write: Literal["copy", "unnest"] = "copy"
 
     @property
     def sqlalchemy_url(self) -> str:

@@ -20,6 +20,8 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
 from sqlalchemy import Engine
 
+from audience.app import create_app
+from audience.config import Settings
 from audience.contacts.fields import FIELDS
 from tests.conftest import make_key, make_workspace
 from tests.reliability.conftest import assert_no_traceback
@@ -445,6 +447,20 @@ class ImportModel(RuleBasedStateMachine):
 def test_random_sequences_follow_the_rules(
     client: TestClient, engine: Engine, backend: str
 ) -> None:
+    _run_model(client, engine, backend)
+
+
+@pytest.mark.parametrize("backend", ["postgres"])
+def test_the_unnest_bulk_write_mode_follows_the_same_rules(
+    settings: Settings, engine: Engine, backend: str
+) -> None:
+    """AUDIENCE_BULK_WRITE=unnest (for engines without temporary tables) on PostgreSQL."""
+    app = create_app(settings.model_copy(update={"bulk_write": "unnest"}))
+    with TestClient(app, raise_server_exceptions=False) as client:
+        _run_model(client, engine, backend)
+
+
+def _run_model(client: TestClient, engine: Engine, backend: str) -> None:
     machine = type(
         "ImportModelOn" + backend.title(),
         (ImportModel,),

@@ -2,20 +2,27 @@
 
 The bulk upsert is the one place that knows SQLite from PostgreSQL. It applies rule 7 of
 DESIGN §1 set-wise: given values replace (COALESCE over the stored value keeps the absent
-ones), then one UPDATE per distinct set of explicitly-null fields clears them.
+ones), then one UPDATE clears the fields that were sent as null.
+
+On PostgreSQL the batch reaches the server by binary COPY into a per-connection temporary
+table (the default, ~5 times cheaper than sending arrays), or as binary arrays read by
+`unnest` (the `unnest` bulk-write mode, for engines without temporary tables or binary COPY,
+such as CockroachDB). Either way one INSERT … ON CONFLICT writes the whole batch.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
+from itertools import repeat
 from typing import Any
 
 from sqlalchemy import Connection, Row, and_, delete, exists, func, select, update
 
 from audience.contacts.fields import DATETIME_FIELDS, FIELDS, JSON_FIELDS, NUMBER_FIELDS
-from audience.contacts.validation import ValidContact
+from audience.contacts.validation import ContactBatch
+from audience.db.engine import BULK_WRITE
 from audience.db.models import contact_lists, contacts
 
 PG_CHUNK = 5_000
@@ -32,39 +39,15 @@ def _pg_type(name: str) -> str:
         return "float8"
     if name in DATETIME_FIELDS:
         return "timestamptz"
-    return "text"
+    return "text"  # JSON travels as text and is cast to jsonb by the INSERT
 
 
 _COLUMNS = ", ".join(FIELDS)
-_SELECTED = ", ".join(f"u.{n}::jsonb" if n in JSON_FIELDS else f"u.{n}" for n in FIELDS)
 _KEEP_ABSENT = ", ".join(f"{n} = COALESCE(excluded.{n}, contacts.{n})" for n in FIELDS)
 
-PG_UPSERT = f"""
-INSERT INTO contacts (workspace_id, email, {_COLUMNS}, created_at, updated_at)
-SELECT %(ws)b, u.email, {_SELECTED}, %(now)b, %(now)b
-FROM unnest(%(email)b::text[], {", ".join(f"%({n})b::{_pg_type(n)}[]" for n in FIELDS)})
-     AS u(email, {_COLUMNS})
-ON CONFLICT (workspace_id, email) DO UPDATE SET {_KEEP_ABSENT}, updated_at = excluded.updated_at
-RETURNING email, created_at = %(now)b
-"""
 
-SQLITE_UPSERT = f"""
-INSERT INTO contacts (workspace_id, email, {_COLUMNS}, created_at, updated_at)
-VALUES (?, ?, {", ".join("?" for _ in FIELDS)}, ?, ?)
-ON CONFLICT (workspace_id, email) DO UPDATE SET {_KEEP_ABSENT}, updated_at = excluded.updated_at
-"""
-
-
-_BIT = {name: 1 << i for i, name in enumerate(FIELDS)}
-
-
-def _null_mask(values: Mapping[str, Any]) -> int:
-    """Bit i set when FIELDS[i] was sent as null."""
-    mask = 0
-    for name, value in values.items():
-        if value is None:
-            mask |= _BIT[name]
-    return mask
+def _selected(row: str) -> str:
+    return ", ".join(f"{row}{n}::jsonb" if n in JSON_FIELDS else f"{row}{n}" for n in FIELDS)
 
 
 def _clear_columns(mask: str, row: str) -> str:
@@ -74,14 +57,60 @@ def _clear_columns(mask: str, row: str) -> str:
     )
 
 
-PG_CLEAR = f"""
-UPDATE contacts AS c SET {_clear_columns("u.mask", "c.")}
-FROM unnest(%(emails)b::text[], %(masks)b::int8[]) AS u(email, mask)
-WHERE c.workspace_id = %(ws)b AND c.email = u.email
+# --- PostgreSQL, COPY mode: the batch is staged in a temporary table -------------------------
+
+#: Created once per session (IF NOT EXISTS), emptied by every commit.
+PG_STAGE = f"""
+CREATE TEMPORARY TABLE IF NOT EXISTS import_stage (
+    email text NOT NULL, {", ".join(f"{n} {_pg_type(n)}" for n in FIELDS)}
+) ON COMMIT DELETE ROWS
+"""
+PG_STAGE_TYPES = ["text", *(_pg_type(n) for n in FIELDS)]
+PG_COPY = f"COPY import_stage (email, {_COLUMNS}) FROM STDIN (FORMAT BINARY)"
+
+# Rows are staged in email order and a temporary table is scanned in the order it was
+# filled, so rows are locked in the email order every import shares. A row the statement
+# inserted has no xmax (an updated one carries this transaction's row lock), which tells
+# creates from updates even when two requests share a timestamp.
+PG_UPSERT_STAGED = f"""
+WITH written AS (
+    INSERT INTO contacts (workspace_id, email, {_COLUMNS}, created_at, updated_at)
+    SELECT %(ws)b, s.email, {_selected("s.")}, %(now)b, %(now)b FROM import_stage AS s
+    ON CONFLICT (workspace_id, email) DO UPDATE SET {_KEEP_ABSENT}, updated_at = excluded.updated_at
+    RETURNING email, xmax = 0 AS inserted
+)
+SELECT email FROM written WHERE inserted
 """
 
-SQLITE_CLEAR = f"""
-UPDATE contacts SET {_clear_columns("?1", "")} WHERE workspace_id = ?2 AND email = ?3
+# --- PostgreSQL, unnest mode: the batch travels as binary arrays ------------------------------
+
+# Portable to engines without xmax: a created row is one whose created_at is this request's.
+
+PG_UPSERT_ARRAYS = f"""
+WITH written AS (
+    INSERT INTO contacts (workspace_id, email, {_COLUMNS}, created_at, updated_at)
+    SELECT %(ws)b, u.email, {_selected("u.")}, %(now)b, %(now)b
+    FROM unnest(%(email)b::text[], {", ".join(f"%({n})b::{_pg_type(n)}[]" for n in FIELDS)})
+         AS u(email, {_COLUMNS})
+    ON CONFLICT (workspace_id, email) DO UPDATE SET {_KEEP_ABSENT}, updated_at = excluded.updated_at
+    RETURNING email, created_at
+)
+SELECT email FROM written WHERE created_at = %(now)b
+"""
+# --- PostgreSQL, both modes: clearing the fields sent as null -------------------------------
+
+# An UPDATE … FROM joined to the batch leaves the join to the planner, which on a table
+# without statistics (a new database, autovacuum not run yet) may scan the whole workspace
+# once per batch row. ON CONFLICT always matches by probing the primary key, so the clear is
+# an upsert too: every row here was written and locked by this transaction just above, the
+# insert branch never runs, and the proposed row only carries the row's null mask, in
+# custom_number_1 (a float8 holds the 33-bit mask exactly).
+_MASK = "(excluded.custom_number_1::int8)"
+PG_CLEAR = f"""
+INSERT INTO contacts (workspace_id, email, custom_number_1, created_at, updated_at)
+SELECT %(ws)b, u.email, u.mask, %(now)b, %(now)b
+FROM unnest(%(emails)b::text[], %(masks)b::float8[]) AS u(email, mask)
+ON CONFLICT (workspace_id, email) DO UPDATE SET {_clear_columns(_MASK, "contacts.")}
 """
 
 # Rows are inserted in (email, list) order, the lock order every import shares.
@@ -94,6 +123,16 @@ ORDER BY e.email, l.list_id
 ON CONFLICT (workspace_id, email, list_id) DO NOTHING
 """
 
+# --- SQLite -----------------------------------------------------------------------------------
+
+SQLITE_UPSERT = f"""
+INSERT INTO contacts (workspace_id, email, {_COLUMNS}, created_at, updated_at)
+VALUES (?, ?, {", ".join("?" for _ in FIELDS)}, ?, ?)
+ON CONFLICT (workspace_id, email) DO UPDATE SET {_KEEP_ABSENT}, updated_at = excluded.updated_at
+"""
+SQLITE_CLEAR = f"""
+UPDATE contacts SET {_clear_columns("?1", "")} WHERE workspace_id = ?2 AND email = ?3
+"""
 SQLITE_SUBSCRIBE = """
 INSERT INTO contact_lists (workspace_id, email, list_id, status, created_at, updated_at)
 VALUES (?, ?, ?, ?, ?, ?)
@@ -110,6 +149,9 @@ def sqlite_timestamp(value: datetime) -> str:
     )
 
 
+_SQLITE_DATETIME = frozenset(FIELDS.index(n) for n in DATETIME_FIELDS)
+
+
 class ContactRepository:
     """Contacts and memberships of one workspace."""
 
@@ -118,72 +160,85 @@ class ContactRepository:
         self.workspace_id = workspace_id
         self.is_sqlite = conn.dialect.name == "sqlite"
 
-    # --- bulk writes ----------------------------------------------------------------------------
-
-    def upsert_many(self, rows: Sequence[ValidContact], now: datetime) -> set[str]:
-        """Apply contacts with distinct emails, sorted by email; returns the emails created."""
-        if not rows:
-            return set()
-        if self.is_sqlite:
-            created = self._upsert_sqlite(rows, now)
-        else:
-            created = self._upsert_postgres(rows, now)
-        self._clear_explicit_nulls(rows)
-        return created
-
-    def _upsert_postgres(self, rows: Sequence[ValidContact], now: datetime) -> set[str]:
-        created: set[str] = set()
+    def _driver(self) -> Any:
         driver = self.conn.connection.driver_connection
         assert driver is not None
-        with driver.cursor() as cursor:
-            for chunk in _chunks(rows, PG_CHUNK):
+        return driver
+
+    # --- bulk writes ----------------------------------------------------------------------------
+
+    def upsert_many(self, batch: ContactBatch, now: datetime) -> list[int]:
+        """Write the batch (rule 7); the positions in it of the contacts it created."""
+        if not batch:
+            return []
+        if self.is_sqlite:
+            return self._upsert_sqlite(batch, now)
+        if self.conn.get_execution_options().get(BULK_WRITE, "copy") == "unnest":
+            created = self._upsert_arrays(batch, now)
+        else:
+            created = self._upsert_staged(batch, now)
+        position = {email: i for i, email in enumerate(batch.emails)}
+        return sorted(position[email] for email in created)
+
+    def _upsert_staged(self, batch: ContactBatch, now: datetime) -> list[str]:
+        with self._driver().cursor() as cursor:
+            cursor.execute(PG_STAGE)
+            with cursor.copy(PG_COPY) as copy:
+                copy.set_types(PG_STAGE_TYPES)
+                for row in zip(batch.emails, *batch.columns, strict=True):
+                    copy.write_row(row)
+            params = {"ws": self.workspace_id, "now": now}
+            created = [email for (email,) in cursor.execute(PG_UPSERT_STAGED, params)]
+            self._clear_postgres(cursor, batch, now)
+        return created
+
+    def _upsert_arrays(self, batch: ContactBatch, now: datetime) -> list[str]:
+        created: list[str] = []
+        with self._driver().cursor() as cursor:
+            for start in range(0, len(batch), PG_CHUNK):
+                part = slice(start, start + PG_CHUNK)
                 params: dict[str, Any] = {
                     "ws": self.workspace_id,
                     "now": now,
-                    "email": [c.email for c in chunk],
+                    "email": batch.emails[part],
                 }
-                for name in FIELDS:
-                    params[name] = [c.values.get(name) for c in chunk]
-                cursor.execute(PG_UPSERT, params)
-                created.update(email for email, inserted in cursor.fetchall() if inserted)
+                for name, column in zip(FIELDS, batch.columns, strict=True):
+                    params[name] = column[part]
+                created.extend(email for (email,) in cursor.execute(PG_UPSERT_ARRAYS, params))
+            self._clear_postgres(cursor, batch, now)
         return created
 
-    def _upsert_sqlite(self, rows: Sequence[ValidContact], now: datetime) -> set[str]:
+    def _clear_postgres(self, cursor: Any, batch: ContactBatch, now: datetime) -> None:
+        cleared = [(e, m) for e, m in zip(batch.emails, batch.nulls, strict=True) if m]
+        for chunk in _chunks(cleared, PG_CHUNK):
+            params = {
+                "ws": self.workspace_id,
+                "now": now,
+                "emails": [email for email, _ in chunk],
+                "masks": [float(mask) for _, mask in chunk],
+            }
+            cursor.execute(PG_CLEAR, params)
+
+    def _upsert_sqlite(self, batch: ContactBatch, now: datetime) -> list[int]:
         # The transaction holds SQLite's write lock (BEGIN IMMEDIATE), so what exists now is
         # exactly what the upsert will find.
-        emails = [c.email for c in rows]
-        existing = self.existing_emails(emails)
+        existing = self.existing_emails(batch.emails)
         stamp = sqlite_timestamp(now)
-        ws = self.workspace_id
-        params = [
-            (ws, c.email, *[_sqlite_value(c.values.get(name)) for name in FIELDS], stamp, stamp)
-            for c in rows
+        columns = [
+            [v if v is None else sqlite_timestamp(v) for v in column]
+            if k in _SQLITE_DATETIME
+            else column
+            for k, column in enumerate(batch.columns)
         ]
-        driver = self.conn.connection.driver_connection
-        assert driver is not None
-        driver.cursor().executemany(SQLITE_UPSERT, params)
-        return set(emails) - existing
-
-    def _clear_explicit_nulls(self, rows: Sequence[ValidContact]) -> None:
-        """One statement for every contact that sent explicit nulls, whatever fields they are."""
-        cleared = [(c.email, mask) for c in rows if (mask := _null_mask(c.values))]
-        if not cleared:
-            return
-        driver = self.conn.connection.driver_connection
-        assert driver is not None
-        if self.is_sqlite:
-            driver.cursor().executemany(
-                SQLITE_CLEAR, [(mask, self.workspace_id, email) for email, mask in cleared]
-            )
-            return
-        with driver.cursor() as cursor:
-            for chunk in _chunks(cleared, PG_CHUNK):
-                params = {
-                    "ws": self.workspace_id,
-                    "emails": [email for email, _ in chunk],
-                    "masks": [mask for _, mask in chunk],
-                }
-                cursor.execute(PG_CLEAR, params)
+        cursor = self._driver().cursor()
+        ws = repeat(self.workspace_id)
+        rows = zip(ws, batch.emails, *columns, repeat(stamp), repeat(stamp))
+        cursor.executemany(SQLITE_UPSERT, rows)
+        ws_id = self.workspace_id
+        cleared = [(m, ws_id, e) for e, m in zip(batch.emails, batch.nulls, strict=True) if m]
+        if cleared:
+            cursor.executemany(SQLITE_CLEAR, cleared)
+        return [i for i, email in enumerate(batch.emails) if email not in existing]
 
     def existing_emails(self, emails: Sequence[str]) -> set[str]:
         found: set[str] = set()
@@ -194,19 +249,20 @@ class ContactRepository:
             found.update(self.conn.execute(query).scalars())
         return found
 
-    def subscribe(self, emails: Iterable[str], statuses: Mapping[str, str], now: datetime) -> None:
-        """New memberships get their status; existing ones are left exactly as they are."""
-        ordered = sorted(emails)
+    def subscribe(self, emails: Sequence[str], statuses: Mapping[str, str], now: datetime) -> None:
+        """New memberships get their status; existing ones are left exactly as they are.
+
+        `emails` are distinct and sorted, as a ContactBatch holds them.
+        """
         list_ids = sorted(statuses)
-        if not ordered or not list_ids:
+        if not emails or not list_ids:
             return
-        driver = self.conn.connection.driver_connection
-        assert driver is not None
+        driver = self._driver()
         if self.is_sqlite:
             stamp = sqlite_timestamp(now)
             rows = [
                 (self.workspace_id, email, list_id, statuses[list_id], stamp, stamp)
-                for email in ordered
+                for email in emails
                 for list_id in list_ids
             ]
             driver.cursor().executemany(SQLITE_SUBSCRIBE, rows)
@@ -214,7 +270,7 @@ class ContactRepository:
         params = {
             "ws": self.workspace_id,
             "now": now,
-            "emails": ordered,
+            "emails": emails,
             "lists": list_ids,
             "statuses": [statuses[list_id] for list_id in list_ids],
         }
@@ -321,9 +377,3 @@ class ContactRepository:
             )
             .values(status=status, updated_at=now)
         )
-
-
-def _sqlite_value(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return sqlite_timestamp(value)
-    return value

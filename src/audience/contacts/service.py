@@ -13,12 +13,7 @@ from sqlalchemy import Connection, Row
 
 from audience.contacts.fields import DATETIME_FIELDS, FIELDS
 from audience.contacts.repository import ContactRepository
-from audience.contacts.validation import (
-    ContactError,
-    ValidContact,
-    decode_contact,
-    normalize_email,
-)
+from audience.contacts.validation import ContactError, normalize_email, validate_batch
 from audience.errors import BadRequest, NotFound
 from audience.kit.clock import rfc3339, utcnow
 from audience.lists import service as lists
@@ -44,43 +39,28 @@ def import_contacts(
 ) -> list[Operation]:
     """Create or update every valid contact, in input order, in the caller's transaction."""
     list_statuses = _new_membership_statuses(conn, workspace_id, subscribe_to_lists)
-    operations: list[Operation] = []
-    merged: dict[str, ValidContact] = {}
-    first_index: dict[str, int] = {}
-    for index, raw in enumerate(contacts):
-        try:
-            contact = decode_contact(raw)
-        except ContactError as exc:
-            operations.append(Operation(index, exc.email, "error", exc.message))
-            continue
-        operations.append(Operation(index, contact.email, "update"))
-        if contact.email in merged:
-            # Rule 8: a later duplicate is applied after the earlier one; its given
-            # fields win, the ones it leaves out keep the earlier values.
-            merged[contact.email].values.update(contact.values)
-        else:
-            merged[contact.email] = contact
-            first_index[contact.email] = index
-    rows = [merged[email] for email in sorted(merged)]
+    checked = validate_batch(contacts)
+    batch = checked.batch
+    operations = [Operation(index, email, "update") for index, email in enumerate(checked.emails)]
+    for index, message in checked.errors.items():
+        operations[index].action = "error"
+        operations[index].error = message
     repo = ContactRepository(conn, workspace_id)
     now = utcnow()
-    created = repo.upsert_many(rows, now)
-    for email in created:
-        operations[first_index[email]].action = "create"
+    for position in repo.upsert_many(batch, now):
+        operations[batch.first_index[position]].action = "create"
     if list_statuses:
-        repo.subscribe(merged.keys(), list_statuses, now)
+        repo.subscribe(batch.emails, list_statuses, now)
     return operations
 
 
 def upsert_contact(conn: Connection, *, workspace_id: str, contact: msgspec.Raw) -> Operation:
     """One contact by the same rules as one import row; an invalid one is a 400."""
-    try:
-        valid = decode_contact(contact)
-    except ContactError as exc:
-        raise BadRequest(exc.message) from None
-    repo = ContactRepository(conn, workspace_id)
-    created = repo.upsert_many([valid], utcnow())
-    return Operation(0, valid.email, "create" if created else "update")
+    checked = validate_batch([contact])
+    if checked.errors:
+        raise BadRequest(checked.errors[0])
+    created = ContactRepository(conn, workspace_id).upsert_many(checked.batch, utcnow())
+    return Operation(0, checked.emails[0], "create" if created else "update")
 
 
 def get_by_email(conn: Connection, *, workspace_id: str, email: str) -> dict[str, Any]:

@@ -14,6 +14,10 @@ SQLITE_WRITE = "audience_sqlite_write"
 
 SQLITE_BUSY_TIMEOUT_MS = 60_000
 
+#: Execution option carrying how PostgreSQL receives a bulk write: "copy" or "unnest"
+#: (Settings.bulk_write; read by the contacts repository).
+BULK_WRITE = "audience_bulk_write"
+
 
 def build_engine(settings: Settings) -> Engine:
     """The one engine of a process, configured for its dialect."""
@@ -24,6 +28,7 @@ def build_engine(settings: Settings) -> Engine:
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_pool_size,
         pool_pre_ping=True,
+        execution_options={BULK_WRITE: settings.bulk_write},
     )
 
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import msgspec
 
-from audience.contacts.validation import ContactError, decode_contact
+from audience.contacts.validation import validate_batch
 from audience.imports.plan import Options, Outcome, Plan, Ui, describe_mapping, unmapped_note
 from audience.imports.report import ErrorsFile, Tally
 
@@ -16,11 +16,7 @@ SHOWN_FAILURES = 10
 
 def server_rules(contact: dict[str, Any]) -> str | None:
     """What the server would say about this contact (its own rules, run here), or None."""
-    try:
-        decode_contact(msgspec.json.encode(contact))
-    except ContactError as exc:
-        return exc.message
-    return None
+    return validate_batch([msgspec.json.encode(contact)]).errors.get(0)
 
 
 def describe_file(plan: Plan) -> str:
