@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -38,6 +39,10 @@ def create_app(settings: Settings | None = None, *, migrate: bool | None = None)
         app.state.settings = settings
         app.state.engine = engine
         app.state.secret_key = settings.resolved_secret_key()
+        # What startup built lives as long as the process: keep the cycle collector from
+        # walking it again on every full collection that a large import triggers.
+        gc.collect()
+        gc.freeze()
         try:
             yield
         finally:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import msgspec
@@ -22,8 +21,9 @@ from audience.lists import service as lists
 OPTED_OUT = frozenset({"unsubscribed", "bounced", "complained"})
 
 
-@dataclass(slots=True)
-class Operation:
+class Operation(msgspec.Struct, gc=False):
+    """One line of an import's answer (UpsertContactOperation, plus its input index)."""
+
     index: int
     email: str
     action: str
