@@ -8,8 +8,9 @@ and, with lists, a membership per contact and list unless one exists.
 
 PostgreSQL variants (the faster one is the floor):
 - `copy`: binary COPY into a temp table, then one INSERT ... SELECT ... ON CONFLICT DO UPDATE
-  (COALESCE) RETURNING the created emails, then one UPDATE ... FROM the temp table for the
-  rows that carry explicit nulls (a bit mask per row);
+  (COALESCE) RETURNING the created emails, then, for the rows that carry explicit nulls,
+  one more INSERT ... ON CONFLICT DO UPDATE fed by `unnest` of their emails and null bit masks
+  (a primary-key probe per row whatever the planner's statistics);
 - `unnest`: the same two statements fed by `unnest` of binary arrays instead of the COPY;
 - `merge`: binary COPY, a SELECT of the emails that are new, then one MERGE that applies
   given values and nulls in one pass, hash and merge joins disabled for the transaction (not
@@ -70,9 +71,6 @@ def _null_mask(values: Mapping[str, Any]) -> int:
 
 
 _KEEP_ABSENT = ", ".join(f"{n} = COALESCE(excluded.{n}, contacts.{n})" for n in FIELDS)
-_CLEAR = ", ".join(
-    f"{n} = CASE WHEN s.nulls & {_BIT[n]} <> 0 THEN NULL ELSE c.{n} END" for n in FIELDS
-)
 
 PG_STAGE = f"""
 CREATE TEMP TABLE bench_stage (
@@ -112,10 +110,19 @@ WITH written AS (
 )
 SELECT email FROM written WHERE created_at = %(now)s
 """
+# The rows that carry explicit nulls exist (written above, locked by this transaction), so
+# an upsert of them never inserts: its ON CONFLICT matches each by a primary-key probe, which
+# no planner estimate can turn into a scan of the workspace (an UPDATE ... FROM could, and did
+# at 1k batches on a 100k table). The proposed row carries the mask in custom_number_1.
+_MASK = "excluded.custom_number_1::int8"
+_CLEAR_ON_CONFLICT = ", ".join(
+    f"{n} = CASE WHEN ({_MASK} & {_BIT[n]}) <> 0 THEN NULL ELSE contacts.{n} END" for n in FIELDS
+)
 PG_CLEAR_UNNEST = f"""
-UPDATE contacts AS c SET {_CLEAR}
-FROM unnest(%(email)b::text[], %(nulls)b::int8[]) AS s(email, nulls)
-WHERE c.workspace_id = %(ws)s AND c.email = s.email
+INSERT INTO contacts (workspace_id, email, custom_number_1, created_at, updated_at)
+SELECT %(ws)s, s.email, s.nulls, %(now)s, %(now)s
+FROM unnest(%(email)b::text[], %(nulls)b::float8[]) AS s(email, nulls)
+ON CONFLICT (workspace_id, email) DO UPDATE SET {_CLEAR_ON_CONFLICT}
 """
 PG_SUBSCRIBE_UNNEST = """
 INSERT INTO contact_lists (workspace_id, email, list_id, status, created_at, updated_at)
@@ -193,7 +200,12 @@ class PostgresFloor:
         """One UPDATE for the rows that carry explicit nulls, joined by primary key."""
         masks = [(c.email, m) for c in rows if (m := _null_mask(c.values))]
         if masks:
-            clear = {"ws": self.ws, "email": [e for e, _ in masks], "nulls": [m for _, m in masks]}
+            clear = {
+                "ws": self.ws,
+                "now": datetime.now(UTC),
+                "email": [e for e, _ in masks],
+                "nulls": [float(m) for _, m in masks],
+            }
             cur.execute(PG_CLEAR_UNNEST, clear)
 
     def _unnest(

@@ -16,6 +16,7 @@ from audience import __version__
 from audience.config import Settings
 from audience.contacts.router import router as contacts_router
 from audience.db.engine import build_engine
+from audience.kit.memory import return_large_buffers_to_the_os
 from audience.lists.router import router as lists_router
 from audience.web import (
     DOCUMENTED_BODIES,
@@ -43,6 +44,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool | None = None)
         # walking it again on every full collection that a large import triggers.
         gc.collect()
         gc.freeze()
+        return_large_buffers_to_the_os()
         try:
             yield
         finally:
