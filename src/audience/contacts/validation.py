@@ -120,8 +120,9 @@ def validate_batch(raws: Sequence[bytes | msgspec.Raw]) -> Validation:
         structs.append(struct)
         emails.append(email)
         positions.append(index)
-    order = sorted(range(len(emails)), key=emails.__getitem__)  # stable: duplicates keep
-    emails = [emails[i] for i in order]  # their input order
+    # A stable sort: the duplicates of an email stay in their input order.
+    order = sorted(range(len(emails)), key=emails.__getitem__)
+    emails = [emails[i] for i in order]
     positions = [positions[i] for i in order]
     structs = [structs[i] for i in order]
     columns: list[_Column] = [list(map(getter, structs)) for getter in _FIELD_GETTERS]
