@@ -2,7 +2,7 @@
 
 The bulk upsert is the one place that knows SQLite from PostgreSQL. It applies rule 7 of
 DESIGN §1 set-wise: given values replace (COALESCE over the stored value keeps the absent
-ones), then one UPDATE clears the fields that were sent as null.
+ones), then one more statement, over the rows that need it, clears the fields sent as null.
 
 On PostgreSQL the batch reaches the server by binary COPY into a per-connection temporary
 table (the default, ~5 times cheaper than sending arrays), or as binary arrays read by
