@@ -68,14 +68,15 @@ CREATE TEMPORARY TABLE IF NOT EXISTS import_stage (
 PG_STAGE_TYPES = ["text", *(_pg_type(n) for n in FIELDS)]
 PG_COPY = f"COPY import_stage (email, {_COLUMNS}) FROM STDIN (FORMAT BINARY)"
 
-# Rows are staged in email order and a temporary table is scanned in the order it was
-# filled, so rows are locked in the email order every import shares. A row the statement
+# Rows are written, and so locked, in code point order of the email (COLLATE "C", the order
+# the batch is sorted and staged in), the order every import shares. A row the statement
 # inserted has no xmax (an updated one carries this transaction's row lock), which tells
 # creates from updates even when two requests share a timestamp.
 PG_UPSERT_STAGED = f"""
 WITH written AS (
     INSERT INTO contacts (workspace_id, email, {_COLUMNS}, created_at, updated_at)
-    SELECT %(ws)b, s.email, {_selected("s.")}, %(now)b, %(now)b FROM import_stage AS s
+    SELECT %(ws)b, s.email, {_selected("s.")}, %(now)b, %(now)b
+    FROM import_stage AS s ORDER BY s.email COLLATE "C"
     ON CONFLICT (workspace_id, email) DO UPDATE SET {_KEEP_ABSENT}, updated_at = excluded.updated_at
     RETURNING email, xmax = 0 AS inserted
 )
