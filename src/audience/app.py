@@ -40,11 +40,6 @@ def create_app(settings: Settings | None = None, *, migrate: bool | None = None)
         app.state.settings = settings
         app.state.engine = engine
         app.state.secret_key = settings.resolved_secret_key()
-        # What startup built lives as long as the process: keep the cycle collector from
-        # walking it again on every full collection that a large import triggers.
-        gc.collect()
-        gc.freeze()
-        return_large_buffers_to_the_os()
         try:
             yield
         finally:
@@ -77,8 +72,18 @@ def create_app(settings: Settings | None = None, *, migrate: bool | None = None)
 
 
 def worker_app() -> FastAPI:
-    """The app of one `audience serve` worker: the parent process has migrated already."""
-    return create_app(migrate=False)
+    """The app of one `audience serve` worker: the parent process has migrated already.
+
+    The worker's process is tuned here, once, not in every app a test builds: what startup
+    imported and built lives as long as the process, so the cycle collector stops walking it
+    on every full collection a large import triggers; and glibc hands large request buffers
+    back when they are freed.
+    """
+    app = create_app(migrate=False)
+    gc.collect()
+    gc.freeze()
+    return_large_buffers_to_the_os()
+    return app
 
 
 def _openapi(app: FastAPI) -> dict[str, Any]:

@@ -12,6 +12,7 @@ such as CockroachDB). Either way one INSERT … ON CONFLICT writes the whole bat
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections import defaultdict
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
@@ -86,7 +87,6 @@ SELECT email FROM written WHERE inserted
 # --- PostgreSQL, unnest mode: the batch travels as binary arrays ------------------------------
 
 # Portable to engines without xmax: a created row is one whose created_at is this request's.
-
 PG_UPSERT_ARRAYS = f"""
 WITH written AS (
     INSERT INTO contacts (workspace_id, email, {_COLUMNS}, created_at, updated_at)
@@ -98,6 +98,7 @@ WITH written AS (
 )
 SELECT email FROM written WHERE created_at = %(now)b
 """
+
 # --- PostgreSQL, both modes: clearing the fields sent as null -------------------------------
 
 # An UPDATE … FROM joined to the batch leaves the join to the planner, which on a table
@@ -178,8 +179,8 @@ class ContactRepository:
             created = self._upsert_arrays(batch, now)
         else:
             created = self._upsert_staged(batch, now)
-        position = {email: i for i, email in enumerate(batch.emails)}
-        return sorted(position[email] for email in created)
+        # batch.emails is sorted: each created email's position is a binary search away.
+        return sorted(bisect_left(batch.emails, email) for email in created)
 
     def _upsert_staged(self, batch: ContactBatch, now: datetime) -> list[str]:
         with self._driver().cursor() as cursor:

@@ -185,8 +185,6 @@ def _batch(emails: list[str], positions: list[int], columns: Sequence[_Column]) 
 
 def normalize_email(value: Any) -> str:
     """Trimmed of Unicode whitespace, lower-cased, syntax-checked (rule 5)."""
-    if value.__class__ is str and is_plain_email(email := value.strip().lower()):
-        return email
     if value is UNSET or value is None:
         raise ContactError(EMAIL_REQUIRED)
     if not isinstance(value, str):
@@ -194,7 +192,7 @@ def normalize_email(value: Any) -> str:
     email = value.strip().lower()
     if not email:
         raise ContactError(EMAIL_REQUIRED)
-    return _checked_email(email)
+    return email if is_plain_email(email) else _checked_email(email)
 
 
 #: Plain ASCII addresses that email-validator is known to accept unchanged (a test checks
@@ -219,10 +217,9 @@ def is_plain_email(email: str) -> bool:
 
 @lru_cache(maxsize=4_096)
 def _checked_email(email: str) -> str:
+    """What email-validator makes of an address that is not plain (or refuses)."""
     if len(email) > EMAIL_MAX_LENGTH or "\x00" in email:
         raise ContactError(INVALID_EMAIL, email)
-    if is_plain_email(email):
-        return email
     try:
         result = validate_email(email, check_deliverability=False)
     except EmailNotValidError:
