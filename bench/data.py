@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
-from audience.contacts.fields import DATETIME_FIELDS, FIELDS, JSON_FIELDS, NUMBER_FIELDS
+from audience.db.models import DATETIME_FIELDS, FIELDS, JSON_FIELDS, NUMBER_FIELDS
 
 DEFAULT_SEED = 20_240_601
 #: Fraction of the 33 optional fields a contact gives, on average.

@@ -33,7 +33,7 @@ import msgspec
 import psycopg
 from psycopg.types.json import set_json_dumps
 
-from audience.contacts.fields import DATETIME_FIELDS, FIELDS, JSON_FIELDS, NUMBER_FIELDS
+from audience.db.models import DATETIME_FIELDS, FIELDS, JSON_FIELDS, NUMBER_FIELDS
 from bench.data import Contact
 
 PG_VARIANTS = ("copy", "unnest", "merge")

@@ -43,10 +43,9 @@ import psycopg
 from sqlalchemy import func, select
 
 from audience.config import Settings
-from audience.contacts.fields import DATETIME_FIELDS, FIELDS
 from audience.db.engine import build_engine
 from audience.db.migrate import upgrade
-from audience.db.models import contact_lists, contacts
+from audience.db.models import DATETIME_FIELDS, FIELDS, contact_lists, contacts
 from audience.kit.clock import as_utc
 from bench import data
 from bench.floor import PG_VARIANTS, Floor, PostgresFloor, SqliteFloor

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from typing import Annotated
 
 import typer
@@ -17,8 +18,8 @@ from audience.db.engine import build_engine
 from audience.db.migrate import upgrade
 from audience.db.session import transaction
 from audience.errors import AppError
-from audience.imports.command import import_file
-from audience.kit.clock import rfc3339
+from audience.file_client.command import import_file
+from audience.kit.clock import isoformat_utc
 from audience.workspaces import service as workspaces
 
 app = typer.Typer(help="Audience: a self-hosted contacts service.", no_args_is_help=True)
@@ -106,7 +107,7 @@ def workspace_list() -> None:
     """List workspaces."""
     with database(write=False) as (_, conn):
         for ws in workspaces.list_workspaces(conn):
-            typer.echo(f"{ws.id}\t{ws.name}\t{rfc3339(ws.created_at)}")
+            typer.echo(f"{ws.id}\t{ws.name}\t{isoformat_utc(ws.created_at)}")
 
 
 @key_app.command("create")
@@ -146,8 +147,12 @@ def key_list(workspace_id: Annotated[str, typer.Argument(metavar="WORKSPACE_ID")
         status = "revoked" if k.revoked_at else "active"
         typer.echo(
             f"{k.id}\t{k.name}\t{k.prefix}…\t{','.join(k.permissions)}\t"
-            f"{rfc3339(k.created_at)}\t{rfc3339(k.last_used_at) or '-'}\t{status}"
+            f"{isoformat_utc(k.created_at)}\t{_when(k.last_used_at)}\t{status}"
         )
+
+
+def _when(value: datetime | None) -> str:
+    return "-" if value is None else isoformat_utc(value)
 
 
 @key_app.command("revoke")

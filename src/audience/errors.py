@@ -1,12 +1,16 @@
-"""One error hierarchy, rendered everywhere as {"error": "<message>"}."""
+"""One error hierarchy, rendered everywhere as {"error": "<message>"} (web/errors.py)."""
 
 from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import ClassVar
 
 
 class AppError(Exception):
     """An expected failure with a message meant for the client."""
 
     status_code = 400
+    headers: ClassVar[Mapping[str, str]] = {}
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -19,6 +23,7 @@ class BadRequest(AppError):
 
 class Unauthorized(AppError):
     status_code = 401
+    headers: ClassVar[Mapping[str, str]] = {"WWW-Authenticate": "Bearer"}
 
 
 class Forbidden(AppError):
@@ -39,6 +44,24 @@ class PayloadTooLarge(AppError):
 
 class UnsupportedMediaType(AppError):
     status_code = 415
+
+
+class ServiceUnavailable(AppError):
+    """Try again shortly: the server or the database is saturated or locked."""
+
+    status_code = 503
+    headers: ClassVar[Mapping[str, str]] = {"Retry-After": "1"}
+
+
+class DatabaseBusy(ServiceUnavailable):
+    """A lock or statement timeout, an exhausted pool, or a deadlock that a retry did not cure."""
+
+    def __init__(self, message: str = "database busy, retry later") -> None:
+        super().__init__(message)
+
+
+class RetryableDatabaseError(DatabaseBusy):
+    """A deadlock or serialization failure: the whole transaction may be run once more."""
 
 
 class ConfigurationError(AppError):

@@ -17,9 +17,9 @@ import uvicorn
 
 from audience.app import create_app
 from audience.config import Settings
-from audience.imports.pipeline import run_import
-from audience.imports.plan import Options, Outcome, Ui
-from audience.imports.report import ProgressView, Tally
+from audience.file_client.options import Options, Outcome, Ui
+from audience.file_client.progress import ProgressView, Tally
+from audience.file_client.run import run_import
 from tests.conftest import Tenant
 
 

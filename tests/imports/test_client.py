@@ -8,7 +8,7 @@ from collections.abc import Callable
 import httpx
 import pytest
 
-from audience.imports.client import Operation, Rejected, Sender, Unreachable, check_url
+from audience.file_client.sender import Operation, Rejected, Sender, Unreachable, check_url
 
 Handler = Callable[[httpx.Request], httpx.Response]
 

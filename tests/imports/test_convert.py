@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from audience.imports.convert import (
+from audience.contact_files.convert import (
     CellError,
     RowError,
     convert_line,
@@ -15,7 +15,7 @@ from audience.imports.convert import (
     to_json,
     to_number,
 )
-from audience.imports.mapping import map_header
+from audience.contact_files.mapping import map_header
 
 # --- numbers ------------------------------------------------------------------------------------
 

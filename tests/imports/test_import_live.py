@@ -12,8 +12,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from audience.imports.plan import EXIT_ERROR, EXIT_INTERRUPTED, Abort
-from audience.imports.report import load_state
+from audience.file_client.options import EXIT_ERROR, EXIT_INTERRUPTED, Abort
+from audience.file_client.resume import load_state
 from tests.imports.conftest import Captured, Live, read_csv, run, write_csv
 
 HEADER = ["E-mail Address", "First Name", "Time Zone", "Score", "Joined", "Prefs", "Address"]

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from audience.contacts.fields import FIELDS
-from audience.imports.mapping import (
+from audience.contact_files.mapping import (
     MappingError,
     guess_field,
     map_header,
     normalize,
     parse_overrides,
 )
+from audience.db.models import FIELDS
 
 
 @pytest.mark.parametrize(
@@ -120,4 +120,3 @@ def test_error_report_columns_are_never_imported() -> None:
     assert mapping.columns == ((3, "email"), (4, "full_name"))
     assert mapping.ignored == ("_line", "_email", "_error")
     assert mapping.unmapped == ()
-    assert mapping.data_positions == (3, 4)

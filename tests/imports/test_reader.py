@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from audience.imports.reader import (
+from audience.contact_files.reader import (
     CsvSource,
     FileError,
     JsonLinesSource,
@@ -100,7 +100,7 @@ def test_the_scan_counts_records_not_lines(tmp_path: Path) -> None:
 def test_the_scan_counts_across_chunk_boundaries(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("audience.imports.reader.CHUNK_BYTES", 7)
+    monkeypatch.setattr("audience.contact_files.reader.CHUNK_BYTES", 7)
     text = 'email,notes\n"a@example.com","x\ny"\n"b@example.com","p\n""q"""\n'
     assert scan(write(tmp_path, text), "csv").records == 2
 

@@ -5,22 +5,18 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from audience.imports.convert import convert_line, convert_row
-from audience.imports.mapping import map_header, parse_overrides
-from audience.imports.reader import CsvSource, JsonLinesSource, scan
-from audience.imports.report import (
-    ErrorsFile,
+from audience.contact_files.convert import convert_line, convert_row
+from audience.contact_files.mapping import map_header, parse_overrides
+from audience.contact_files.reader import CsvSource, JsonLinesSource, scan
+from audience.file_client.errors_file import ErrorsFile, default_errors_path
+from audience.file_client.progress import (
     PlainProgress,
-    State,
     Tally,
-    default_errors_path,
     duration,
-    load_state,
     progress_line,
-    save_state,
-    state_path_for,
     summary_line,
 )
+from audience.file_client.resume import State, load_state, save_state, state_path_for
 
 HEADER = ["Email", "Address", "Score", "Plan"]
 ROWS = [

@@ -14,7 +14,8 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from audience.contacts.fields import EMAIL_MAX_LENGTH, JSON_MAX_BYTES, JSON_MAX_DEPTH
+from audience.contacts.validation import JSON_MAX_BYTES, JSON_MAX_DEPTH
+from audience.db.models import EMAIL_MAX_LENGTH
 from tests.conftest import Tenant
 from tests.reliability.conftest import ServerProcess, assert_error_body
 

@@ -22,7 +22,7 @@ from sqlalchemy import Engine
 
 from audience.app import create_app
 from audience.config import Settings
-from audience.contacts.fields import FIELDS
+from audience.db.models import FIELDS
 from tests.conftest import make_key, make_workspace
 from tests.reliability.conftest import assert_no_traceback
 

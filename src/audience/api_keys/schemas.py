@@ -1,10 +1,11 @@
-"""Permissions and the authenticated caller."""
+"""API keys: permissions, the stored key record and the authenticated caller."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+
+import msgspec
 
 
 class Permission(StrEnum):
@@ -13,12 +14,38 @@ class Permission(StrEnum):
     LISTS_READ = "lists:read"
     LISTS_WRITE = "lists:write"
 
+    @property
+    def denied_message(self) -> str:
+        """`write access to contacts required`."""
+        resource, _, access = self.value.partition(":")
+        return f"{access} access to {resource} required"
+
 
 ALL_PERMISSIONS: tuple[Permission, ...] = tuple(Permission)
 
 
-@dataclass(frozen=True, slots=True)
-class Caller:
+class ApiKey(msgspec.Struct, frozen=True):
+    """A key as stored and listed: never the key itself, only its keyed hash."""
+
+    workspace_id: str
+    id: str
+    name: str
+    prefix: str
+    hash: str
+    permissions: tuple[Permission, ...]
+    created_at: datetime
+    last_used_at: datetime | None
+    revoked_at: datetime | None
+
+
+class NewKey(msgspec.Struct, frozen=True):
+    """A key just created: the only moment the plaintext exists."""
+
+    info: ApiKey
+    key: str
+
+
+class Caller(msgspec.Struct, frozen=True):
     """Who is calling: the key's workspace and what the key may do."""
 
     workspace_id: str
@@ -27,28 +54,6 @@ class Caller:
 
     def can(self, permission: Permission) -> bool:
         return permission in self.permissions
-
-
-@dataclass(frozen=True, slots=True)
-class KeyInfo:
-    """A key as listed: never the key itself."""
-
-    workspace_id: str
-    id: str
-    name: str
-    prefix: str
-    permissions: tuple[Permission, ...]
-    created_at: datetime
-    last_used_at: datetime | None
-    revoked_at: datetime | None
-
-
-@dataclass(frozen=True, slots=True)
-class NewKey:
-    """A key just created: the only moment the plaintext exists."""
-
-    info: KeyInfo
-    key: str
 
 
 def parse_permissions(text: str) -> tuple[Permission, ...]:

@@ -1,8 +1,9 @@
 """SQL for contacts and their list memberships.
 
-The bulk upsert is the one place that knows SQLite from PostgreSQL. It applies rule 7 of
-DESIGN §1 set-wise: given values replace (COALESCE over the stored value keeps the absent
-ones), then one more statement, over the rows that need it, clears the fields sent as null.
+The bulk upsert is the one place that knows SQLite from PostgreSQL. It applies the update
+rule of docs/import.md set-wise: given values replace (COALESCE over the stored value keeps
+the absent ones), then one more statement, over the rows that need it, clears the fields
+sent as null.
 
 On PostgreSQL the batch reaches the server by binary COPY into a per-connection temporary
 table (the default, ~5 times cheaper than sending arrays), or as binary arrays read by
@@ -21,10 +22,20 @@ from typing import Any
 
 from sqlalchemy import Connection, Row, and_, delete, exists, func, select, update
 
-from audience.contacts.fields import DATETIME_FIELDS, FIELDS, JSON_FIELDS, NUMBER_FIELDS
+from audience.contacts.schemas import Contact, Membership
 from audience.contacts.validation import ContactBatch
 from audience.db.engine import BULK_WRITE
-from audience.db.models import contact_lists, contacts
+from audience.db.models import (
+    DATETIME_FIELDS,
+    FIELDS,
+    JSON_FIELDS,
+    NUMBER_FIELDS,
+    MembershipStatus,
+    contact_lists,
+    contacts,
+)
+from audience.db.session import driver_connection
+from audience.kit.clock import as_utc
 
 PG_CHUNK = 5_000
 SQLITE_IN_CHUNK = 500
@@ -152,6 +163,33 @@ def sqlite_timestamp(value: datetime) -> str:
 
 
 _SQLITE_DATETIME = frozenset(FIELDS.index(n) for n in DATETIME_FIELDS)
+_DATETIME_POSITIONS = tuple(FIELDS.index(n) for n in DATETIME_FIELDS)
+
+
+def _contact(row: Row[Any, *tuple[Any, ...]]) -> Contact:
+    values = list(row[1 : 1 + len(FIELDS)])
+    for k in _DATETIME_POSITIONS:
+        if values[k] is not None:
+            values[k] = as_utc(values[k])
+    return Contact(
+        email=row.email,
+        values=tuple(values),
+        created_at=as_utc(row.created_at),
+        updated_at=as_utc(row.updated_at),
+    )
+
+
+def _membership(row: Row[Any]) -> Membership:
+    return Membership(
+        list_id=row.list_id,
+        status=MembershipStatus(row.status),
+        created_at=as_utc(row.created_at),
+        updated_at=as_utc(row.updated_at),
+    )
+
+
+_CONTACT_COLUMNS = (contacts.c.email, *(contacts.c[n] for n in FIELDS))
+_CONTACT_SELECT = select(*_CONTACT_COLUMNS, contacts.c.created_at, contacts.c.updated_at)
 
 
 class ContactRepository:
@@ -163,9 +201,7 @@ class ContactRepository:
         self.is_sqlite = conn.dialect.name == "sqlite"
 
     def _driver(self) -> Any:
-        driver = self.conn.connection.driver_connection
-        assert driver is not None
-        return driver
+        return driver_connection(self.conn)
 
     # --- bulk writes ----------------------------------------------------------------------------
 
@@ -281,23 +317,24 @@ class ContactRepository:
 
     # --- single contacts --------------------------------------------------------------------------
 
-    def get(self, email: str) -> Row[Any] | None:
-        query = select(contacts).where(
+    def get(self, email: str) -> Contact | None:
+        query = _CONTACT_SELECT.where(
             contacts.c.workspace_id == self.workspace_id, contacts.c.email == email
         )
-        return self.conn.execute(query).first()
+        row = self.conn.execute(query).first()
+        return None if row is None else _contact(row)
 
-    def get_by_external_id(self, external_id: str) -> Row[Any] | None:
+    def get_by_external_id(self, external_id: str) -> Contact | None:
         query = (
-            select(contacts)
-            .where(
+            _CONTACT_SELECT.where(
                 contacts.c.workspace_id == self.workspace_id,
                 contacts.c.external_id == external_id,
             )
             .order_by(contacts.c.email)
             .limit(1)
         )
-        return self.conn.execute(query).first()
+        row = self.conn.execute(query).first()
+        return None if row is None else _contact(row)
 
     def delete(self, email: str) -> bool:
         self.conn.execute(
@@ -325,9 +362,9 @@ class ContactRepository:
         contains: Mapping[str, str],
         list_id: str | None,
         status: str | None,
-    ) -> list[Row[Any]]:
+    ) -> list[Contact]:
         """Up to `limit` contacts ordered by email, strictly after the `after` email."""
-        query = select(contacts).where(contacts.c.workspace_id == self.workspace_id)
+        query = _CONTACT_SELECT.where(contacts.c.workspace_id == self.workspace_id)
         if after is not None:
             query = query.where(contacts.c.email > after)
         for name, needle in contains.items():
@@ -342,12 +379,14 @@ class ContactRepository:
             if status is not None:
                 membership.append(contact_lists.c.status == status)
             query = query.where(exists().where(and_(*membership)))
-        return list(self.conn.execute(query.order_by(contacts.c.email).limit(limit)))
+        rows = self.conn.execute(query.order_by(contacts.c.email).limit(limit))
+        return [_contact(row) for row in rows]
 
     # --- memberships ------------------------------------------------------------------------------
 
-    def memberships(self, emails: Sequence[str]) -> dict[str, list[Row[Any]]]:
-        result: dict[str, list[Row[Any]]] = defaultdict(list)
+    def memberships(self, emails: Sequence[str]) -> dict[str, list[Membership]]:
+        """The memberships of each email (by list id); emails without any are left out."""
+        result: dict[str, list[Membership]] = defaultdict(list)
         for chunk in _chunks(emails, SQLITE_IN_CHUNK):
             query = (
                 select(contact_lists)
@@ -358,16 +397,17 @@ class ContactRepository:
                 .order_by(contact_lists.c.email, contact_lists.c.list_id)
             )
             for row in self.conn.execute(query):
-                result[row.email].append(row)
+                result[row.email].append(_membership(row))
         return result
 
-    def membership(self, email: str, list_id: str) -> Row[Any] | None:
+    def membership(self, email: str, list_id: str) -> Membership | None:
         query = select(contact_lists).where(
             contact_lists.c.workspace_id == self.workspace_id,
             contact_lists.c.email == email,
             contact_lists.c.list_id == list_id,
         )
-        return self.conn.execute(query).first()
+        row = self.conn.execute(query).first()
+        return None if row is None else _membership(row)
 
     def set_status(self, email: str, list_id: str, status: str, now: datetime) -> None:
         self.conn.execute(

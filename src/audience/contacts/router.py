@@ -1,230 +1,89 @@
-"""HTTP routes of the contacts API (Notifuse names). Request bodies are parsed here."""
+"""HTTP routes of the contacts API (Notifuse names): parse, authorise, call one service.
+
+The import body is decoded here part by part (msgspec), so that its errors come in the
+documented order and the contacts stay undecoded JSON until the service validates them.
+"""
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated
 
 import msgspec
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Response
 
-from audience.api_keys import service as api_keys
-from audience.api_keys.auth import CurrentCaller
-from audience.api_keys.schemas import Caller, Permission
+from audience.api_keys.auth import ContactsRead, ContactsWrite, CurrentCaller, ListsWrite
 from audience.contacts import service
 from audience.contacts.schemas import (
+    NULL,
     BatchImportContactsRequest,
     BatchImportContactsResponse,
+    ContactListQuery,
+    ContactOut,
     ContactResponse,
     ContactsPage,
     CountResponse,
     DeleteContactRequest,
     ImportEnvelope,
-    SuccessResponse,
+    ImportRequest,
     UpdateStatusRequest,
     UpsertContactRequest,
     UpsertContactResponse,
     UpsertEnvelope,
 )
-from audience.db.session import transaction
 from audience.errors import BadRequest
-from audience.web import (
+from audience.schemas import SuccessResponse
+from audience.web.bodies import (
+    BodyRoute,
+    DocumentedBody,
+    JsonBody,
     RawBody,
-    ReadDb,
-    WriteDb,
-    body_schema,
-    json_error_reason,
-    parse_body,
-    required,
+    decode_json,
     scope_to_workspace,
 )
+from audience.web.deps import ReadDb, SettingsDep, WriteDb
 
-router = APIRouter(prefix="/api", tags=["contacts"])
-S = TypeVar("S", bound=msgspec.Struct)
+router = APIRouter(prefix="/api", tags=["contacts"], route_class=BodyRoute)
 
 
-@router.post(
-    "/contacts.import",
-    operation_id="batchImportContacts",
-    response_model=BatchImportContactsResponse,
-    openapi_extra=body_schema(BatchImportContactsRequest),
-)
-def import_contacts(request: Request, caller: CurrentCaller, body: RawBody) -> Response:
-    """Create or update up to MAX_CONTACTS_PER_IMPORT contacts in one transaction.
+# --- parsing the import and upsert bodies (docs/import.md, request errors, in their order) ------
 
-    One operation per input contact, in order; invalid contacts are reported and skipped.
-    """
-    settings = request.app.state.settings
-    envelope = _decode(body, ImportEnvelope)
-    workspace_id = scope_to_workspace(caller, _decode_part(envelope.workspace_id))
-    contacts = _contacts_array(envelope.contacts, settings.max_contacts_per_import)
-    lists = _list_ids(envelope.subscribe_to_lists)
-    if lists:
-        api_keys.require(
-            caller,
-            Permission.LISTS_WRITE,
-            "write access to lists required when subscribe_to_lists is provided",
-            error=BadRequest,
+
+class ImportBody(DocumentedBody):
+    """JSON, workspace_id (400, then 401), contacts (required, an array, not empty), then
+    subscribe_to_lists (an array of strings)."""
+
+    model = BatchImportContactsRequest
+
+    def __call__(self, caller: CurrentCaller, body: RawBody) -> ImportRequest:
+        envelope = decode_json(body, ImportEnvelope)
+        workspace_id = scope_to_workspace(caller, msgspec.json.decode(envelope.workspace_id))
+        return ImportRequest(
+            workspace_id=workspace_id,
+            contacts=_contacts_array(envelope.contacts),
+            subscribe_to_lists=_list_ids(envelope.subscribe_to_lists),
         )
-    api_keys.require(caller, Permission.CONTACTS_WRITE, error=BadRequest)
-    with transaction(request.app.state.engine, write=True) as conn:
-        operations = service.import_contacts(
-            conn, workspace_id=workspace_id, contacts=contacts, subscribe_to_lists=lists
-        )
-    payload = msgspec.json.encode({"operations": operations, "error": None})
-    return Response(payload, media_type="application/json")
 
 
-@router.post(
-    "/contacts.upsert",
-    response_model=UpsertContactResponse,
-    openapi_extra=body_schema(UpsertContactRequest),
-)
-def upsert_contact(caller: CurrentCaller, body: RawBody, db: WriteDb) -> UpsertContactResponse:
-    """Create or update one contact by the same rules as one import row."""
-    envelope = _decode(body, UpsertEnvelope)
-    workspace_id = scope_to_workspace(caller, _decode_part(envelope.workspace_id))
-    if _is_null(envelope.contact):
-        raise BadRequest("contact is required")
-    api_keys.require(caller, Permission.CONTACTS_WRITE)
-    op = service.upsert_contact(db, workspace_id=workspace_id, contact=envelope.contact)
-    return UpsertContactResponse(
-        email=op.email, action="create" if op.action == "create" else "update"
-    )
+class UpsertBody(DocumentedBody):
+    """JSON, workspace_id (400, then 401), then `contact is required`."""
 
+    model = UpsertContactRequest
 
-@router.get("/contacts.getByEmail", response_model=ContactResponse)
-def get_by_email(
-    caller: CurrentCaller, db: ReadDb, workspace_id: str | None = None, email: str | None = None
-) -> dict[str, Any]:
-    """One contact with its list memberships; the email is normalised as on import."""
-    workspace = _readable(caller, workspace_id)
-    contact = service.get_by_email(db, workspace_id=workspace, email=required(email, "email"))
-    return {"contact": contact}
-
-
-@router.get("/contacts.getByExternalID", response_model=ContactResponse)
-def get_by_external_id(
-    caller: CurrentCaller,
-    db: ReadDb,
-    workspace_id: str | None = None,
-    external_id: str | None = None,
-) -> dict[str, Any]:
-    """One contact by its external_id, with its list memberships."""
-    workspace = _readable(caller, workspace_id)
-    contact = service.get_by_external_id(
-        db, workspace_id=workspace, external_id=required(external_id, "external_id")
-    )
-    return {"contact": contact}
-
-
-@router.get("/contacts.list", response_model=ContactsPage)
-def list_contacts(
-    caller: CurrentCaller,
-    db: ReadDb,
-    workspace_id: str | None = None,
-    limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    cursor: str | None = None,
-    email: str | None = None,
-    external_id: str | None = None,
-    first_name: str | None = None,
-    last_name: str | None = None,
-    phone: str | None = None,
-    country: str | None = None,
-    language: str | None = None,
-    list_id: str | None = None,
-    contact_list_status: Literal["active", "pending", "unsubscribed", "bounced", "complained"]
-    | None = None,
-    with_contact_lists: bool = False,
-) -> dict[str, Any]:
-    """Contacts ordered by email, with stable cursor pagination and substring filters."""
-    workspace = _readable(caller, workspace_id)
-    filters = {
-        "email": email,
-        "external_id": external_id,
-        "first_name": first_name,
-        "last_name": last_name,
-        "phone": phone,
-        "country": country,
-        "language": language,
-    }
-    items, next_cursor = service.list_contacts(
-        db,
-        workspace_id=workspace,
-        limit=limit,
-        cursor=cursor,
-        contains={k: v for k, v in filters.items() if v},
-        list_id=list_id or None,
-        status=contact_list_status,
-        with_contact_lists=with_contact_lists,
-    )
-    return {"contacts": items, "next_cursor": next_cursor}
-
-
-@router.get("/contacts.count", response_model=CountResponse)
-def count_contacts(
-    caller: CurrentCaller, db: ReadDb, workspace_id: str | None = None
-) -> CountResponse:
-    """How many contacts the workspace holds."""
-    workspace = _readable(caller, workspace_id)
-    return CountResponse(total_contacts=service.count_contacts(db, workspace_id=workspace))
-
-
-@router.post(
-    "/contacts.delete",
-    response_model=SuccessResponse,
-    openapi_extra=body_schema(DeleteContactRequest),
-)
-def delete_contact(caller: CurrentCaller, body: RawBody, db: WriteDb) -> SuccessResponse:
-    """Delete a contact and its list memberships."""
-    data = parse_body(body, DeleteContactRequest, caller)
-    api_keys.require(caller, Permission.CONTACTS_WRITE)
-    service.delete_contact(db, workspace_id=data.workspace_id, email=data.email)
-    return SuccessResponse(success=True)
-
-
-@router.post(
-    "/contactLists.updateStatus",
-    response_model=SuccessResponse,
-    openapi_extra=body_schema(UpdateStatusRequest),
-)
-def update_status(caller: CurrentCaller, body: RawBody, db: WriteDb) -> SuccessResponse:
-    """Set the status of a contact's membership in a list."""
-    data = parse_body(body, UpdateStatusRequest, caller)
-    api_keys.require(caller, Permission.LISTS_WRITE)
-    service.update_membership_status(
-        db,
-        workspace_id=data.workspace_id,
-        email=data.email,
-        list_id=data.list_id,
-        status=data.status,
-    )
-    return SuccessResponse(success=True)
-
-
-# --- parsing the import body (DESIGN §1 rule 2, in its order) ---------------------------------
-
-
-def _decode(body: bytes, struct: type[S]) -> S:
-    try:
-        return msgspec.json.decode(body, type=struct)
-    except msgspec.ValidationError:
-        raise BadRequest("invalid JSON body: expected a JSON object") from None
-    except msgspec.DecodeError as exc:
-        raise BadRequest(f"invalid JSON body: {json_error_reason(exc)}") from None
-    except RecursionError:
-        raise BadRequest("invalid JSON body: nesting too deep") from None
+    def __call__(self, caller: CurrentCaller, body: RawBody) -> msgspec.Raw:
+        envelope = decode_json(body, UpsertEnvelope)
+        scope_to_workspace(caller, msgspec.json.decode(envelope.workspace_id))
+        if _is_null(envelope.contact):
+            raise BadRequest("contact is required")
+        contact: msgspec.Raw = envelope.contact
+        return contact
 
 
 def _is_null(raw: msgspec.Raw) -> bool:
     """Absent or null, without copying a large part (the contacts array) to find out."""
-    return len(raw) == 4 and bytes(raw) == b"null"
+    return len(raw) == 4 and bytes(raw) == bytes(NULL)
 
 
-def _decode_part(raw: msgspec.Raw) -> Any:
-    return msgspec.json.decode(raw)
-
-
-def _contacts_array(raw: msgspec.Raw, maximum: int) -> list[msgspec.Raw]:
+def _contacts_array(raw: msgspec.Raw) -> list[msgspec.Raw]:
     if _is_null(raw):
         raise BadRequest("contacts is required")
     try:
@@ -233,8 +92,6 @@ def _contacts_array(raw: msgspec.Raw, maximum: int) -> list[msgspec.Raw]:
         raise BadRequest("contacts must be an array") from None
     if not contacts:
         raise BadRequest("contacts array cannot be empty")
-    if len(contacts) > maximum:
-        raise BadRequest(f"contacts array exceeds the maximum of {maximum}")
     return contacts
 
 
@@ -248,7 +105,93 @@ def _list_ids(raw: msgspec.Raw) -> list[str]:
     return list(dict.fromkeys(ids or []))
 
 
-def _readable(caller: Caller, workspace_id: str | None) -> str:
-    workspace = scope_to_workspace(caller, workspace_id)
-    api_keys.require(caller, Permission.CONTACTS_READ)
-    return workspace
+ImportDep = Annotated[ImportRequest, Depends(ImportBody())]
+UpsertDep = Annotated[msgspec.Raw, Depends(UpsertBody())]
+DeleteBody = Annotated[DeleteContactRequest, Depends(JsonBody(DeleteContactRequest))]
+StatusBody = Annotated[UpdateStatusRequest, Depends(JsonBody(UpdateStatusRequest))]
+RequiredQuery = Annotated[str, Query(min_length=1)]
+
+# --- routes ---------------------------------------------------------------------------------------
+
+
+@router.post(
+    "/contacts.import",
+    operation_id="batchImportContacts",
+    response_model=BatchImportContactsResponse,
+)
+def import_contacts(
+    request: ImportDep, caller: CurrentCaller, db: WriteDb, settings: SettingsDep
+) -> Response:
+    """Create or update up to MAX_CONTACTS_PER_IMPORT contacts in one transaction.
+
+    One operation per input contact, in order; invalid contacts are reported and skipped.
+    """
+    operations = service.import_contacts(
+        db, caller=caller, request=request, max_contacts=settings.max_contacts_per_import
+    )
+    payload = msgspec.json.encode({"operations": operations, "error": None})
+    return Response(payload, media_type="application/json")
+
+
+@router.post("/contacts.upsert", operation_id="upsertContact")
+def upsert_contact(contact: UpsertDep, caller: ContactsWrite, db: WriteDb) -> UpsertContactResponse:
+    """Create or update one contact by the same rules as one import row."""
+    op = service.upsert_contact(db, workspace_id=caller.workspace_id, contact=contact)
+    return UpsertContactResponse(
+        email=op.email, action="create" if op.action == "create" else "update"
+    )
+
+
+@router.get("/contacts.getByEmail", operation_id="getContactByEmail")
+def get_by_email(caller: ContactsRead, db: ReadDb, email: RequiredQuery) -> ContactResponse:
+    """One contact with its list memberships; the email is normalised as on import."""
+    found = service.get_by_email(db, workspace_id=caller.workspace_id, email=email)
+    return ContactResponse(contact=ContactOut.of(*found))
+
+
+@router.get("/contacts.getByExternalID", operation_id="getContactByExternalID")
+def get_by_external_id(
+    caller: ContactsRead, db: ReadDb, external_id: RequiredQuery
+) -> ContactResponse:
+    """One contact by its external_id, with its list memberships."""
+    found = service.get_by_external_id(
+        db, workspace_id=caller.workspace_id, external_id=external_id
+    )
+    return ContactResponse(contact=ContactOut.of(*found))
+
+
+@router.get("/contacts.list", operation_id="listContacts")
+def list_contacts(
+    caller: ContactsRead, db: ReadDb, query: Annotated[ContactListQuery, Query()]
+) -> ContactsPage:
+    """Contacts ordered by email, with stable cursor pagination and substring filters."""
+    page, next_cursor = service.list_contacts(db, workspace_id=caller.workspace_id, query=query)
+    return ContactsPage(contacts=[ContactOut.of(*item) for item in page], next_cursor=next_cursor)
+
+
+@router.get("/contacts.count", operation_id="countContacts")
+def count_contacts(caller: ContactsRead, db: ReadDb) -> CountResponse:
+    """How many contacts the workspace holds."""
+    return CountResponse(
+        total_contacts=service.count_contacts(db, workspace_id=caller.workspace_id)
+    )
+
+
+@router.post("/contacts.delete", operation_id="deleteContact")
+def delete_contact(data: DeleteBody, caller: ContactsWrite, db: WriteDb) -> SuccessResponse:
+    """Delete a contact and its list memberships."""
+    service.delete_contact(db, workspace_id=caller.workspace_id, email=data.email)
+    return SuccessResponse()
+
+
+@router.post("/contactLists.updateStatus", operation_id="updateContactListStatus")
+def update_status(data: StatusBody, caller: ListsWrite, db: WriteDb) -> SuccessResponse:
+    """Set the status of a contact's membership in a list."""
+    service.update_membership_status(
+        db,
+        workspace_id=caller.workspace_id,
+        email=data.email,
+        list_id=data.list_id,
+        status=data.status,
+    )
+    return SuccessResponse()

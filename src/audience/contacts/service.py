@@ -1,57 +1,64 @@
-"""Contacts: the import (DESIGN §1 rules 4-10) and the routes around it."""
+"""Contacts: the import (docs/import.md) and the routes around it."""
 
 from __future__ import annotations
 
-import base64
-import binascii
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Sequence
 
 import msgspec
-from sqlalchemy import Connection, Row
+from sqlalchemy import Connection
 
-from audience.contacts.fields import DATETIME_FIELDS, FIELDS
+from audience.api_keys import service as api_keys
+from audience.api_keys.schemas import Caller, Permission
 from audience.contacts.repository import ContactRepository
+from audience.contacts.schemas import (
+    Contact,
+    ContactListQuery,
+    ImportRequest,
+    Membership,
+    Operation,
+)
 from audience.contacts.validation import ContactError, normalize_email, validate_batch
+from audience.db.models import MembershipStatus
 from audience.errors import BadRequest, NotFound
-from audience.kit.clock import rfc3339, utcnow
+from audience.kit.clock import utcnow
+from audience.kit.pagination import decode_cursor, encode_cursor
 from audience.lists import service as lists
 
-#: Memberships that an import never touches again (rule 10).
-OPTED_OUT = frozenset({"unsubscribed", "bounced", "complained"})
-
-
-class Operation(msgspec.Struct, gc=False):
-    """One line of an import's answer (UpsertContactOperation, plus its input index)."""
-
-    index: int
-    email: str
-    action: str
-    error: str | None = None
+LISTS_WRITE_REQUIRED = "write access to lists required when subscribe_to_lists is provided"
 
 
 def import_contacts(
-    conn: Connection,
-    *,
-    workspace_id: str,
-    contacts: Sequence[msgspec.Raw],
-    subscribe_to_lists: Sequence[str],
+    conn: Connection, *, caller: Caller, request: ImportRequest, max_contacts: int
 ) -> list[Operation]:
-    """Create or update every valid contact, in input order, in the caller's transaction."""
-    list_statuses = _new_membership_statuses(conn, workspace_id, subscribe_to_lists)
-    checked = validate_batch(contacts)
+    """Create or update every valid contact, in input order, in the caller's transaction.
+
+    The request-level rules run first, in the documented order; the contacts are then
+    validated before the first statement, so that nothing is locked while Python works.
+    """
+    _check_import(caller, request, max_contacts)
+    checked = validate_batch(request.contacts)
+    list_statuses = _new_membership_statuses(conn, caller.workspace_id, request.subscribe_to_lists)
     batch = checked.batch
     operations = [Operation(index, email, "update") for index, email in enumerate(checked.emails)]
     for index, message in checked.errors.items():
         operations[index].action = "error"
         operations[index].error = message
-    repo = ContactRepository(conn, workspace_id)
+    repo = ContactRepository(conn, caller.workspace_id)
     now = utcnow()
     for position in repo.upsert_many(batch, now):
         operations[batch.first_index[position]].action = "create"
     if list_statuses:
         repo.subscribe(batch.emails, list_statuses, now)
     return operations
+
+
+def _check_import(caller: Caller, request: ImportRequest, max_contacts: int) -> None:
+    """The request-level rules that need no database, in their documented order."""
+    if len(request.contacts) > max_contacts:
+        raise BadRequest(f"contacts array exceeds the maximum of {max_contacts}")
+    if request.subscribe_to_lists:
+        api_keys.require(caller, Permission.LISTS_WRITE, LISTS_WRITE_REQUIRED, error=BadRequest)
+    api_keys.require(caller, Permission.CONTACTS_WRITE, error=BadRequest)
 
 
 def upsert_contact(conn: Connection, *, workspace_id: str, contact: msgspec.Raw) -> Operation:
@@ -63,49 +70,48 @@ def upsert_contact(conn: Connection, *, workspace_id: str, contact: msgspec.Raw)
     return Operation(0, checked.emails[0], "create" if created else "update")
 
 
-def get_by_email(conn: Connection, *, workspace_id: str, email: str) -> dict[str, Any]:
+def get_by_email(
+    conn: Connection, *, workspace_id: str, email: str
+) -> tuple[Contact, list[Membership]]:
     """A contact with its memberships, by email normalised as on import."""
     normalized = _lookup_email(email)
     repo = ContactRepository(conn, workspace_id)
-    row = repo.get(normalized)
-    if row is None:
+    found = repo.get(normalized)
+    if found is None:
         raise NotFound(f"contact not found: {normalized}")
-    return contact_out(row, repo.memberships([normalized]).get(normalized, []))
+    return found, repo.memberships([normalized]).get(normalized, [])
 
 
-def get_by_external_id(conn: Connection, *, workspace_id: str, external_id: str) -> dict[str, Any]:
+def get_by_external_id(
+    conn: Connection, *, workspace_id: str, external_id: str
+) -> tuple[Contact, list[Membership]]:
     """The contact carrying this external_id (the first by email if several do)."""
     repo = ContactRepository(conn, workspace_id)
-    row = repo.get_by_external_id(external_id.strip())
-    if row is None:
+    found = repo.get_by_external_id(external_id.strip())
+    if found is None:
         raise NotFound(f"contact not found with external_id: {external_id}")
-    return contact_out(row, repo.memberships([row.email]).get(row.email, []))
+    return found, repo.memberships([found.email]).get(found.email, [])
 
 
 def list_contacts(
-    conn: Connection,
-    *,
-    workspace_id: str,
-    limit: int,
-    cursor: str | None,
-    contains: Mapping[str, str],
-    list_id: str | None,
-    status: str | None,
-    with_contact_lists: bool,
-) -> tuple[list[dict[str, Any]], str | None]:
-    """A page of contacts ordered by email, and the cursor of the next page (None at the end)."""
+    conn: Connection, *, workspace_id: str, query: ContactListQuery
+) -> tuple[list[tuple[Contact, list[Membership] | None]], str | None]:
+    """A page of contacts ordered by email, each with its memberships when asked, and the
+    cursor of the next page (None at the end)."""
     repo = ContactRepository(conn, workspace_id)
     rows = repo.page(
-        after=decode_cursor(cursor) if cursor else None,
-        limit=limit + 1,
-        contains=contains,
-        list_id=list_id,
-        status=status,
+        after=_after(query.cursor),
+        limit=query.limit + 1,
+        contains=query.contains(),
+        list_id=query.list_id or None,
+        status=query.contact_list_status,
     )
-    page, more = rows[:limit], len(rows) > limit
-    memberships = repo.memberships([r.email for r in page]) if with_contact_lists else {}
-    items = [
-        contact_out(r, memberships.get(r.email, []) if with_contact_lists else None) for r in page
+    page, more = rows[: query.limit], len(rows) > query.limit
+    if not query.with_contact_lists:
+        return [(c, None) for c in page], encode_cursor(page[-1].email) if more else None
+    memberships = repo.memberships([c.email for c in page])
+    items: list[tuple[Contact, list[Membership] | None]] = [
+        (c, memberships.get(c.email, [])) for c in page
     ]
     return items, encode_cursor(page[-1].email) if more else None
 
@@ -123,7 +129,7 @@ def delete_contact(conn: Connection, *, workspace_id: str, email: str) -> None:
 
 
 def update_membership_status(
-    conn: Connection, *, workspace_id: str, email: str, list_id: str, status: str
+    conn: Connection, *, workspace_id: str, email: str, list_id: str, status: MembershipStatus
 ) -> None:
     """Set the status of an existing membership."""
     normalized = _lookup_email(email)
@@ -136,41 +142,13 @@ def update_membership_status(
     repo.set_status(normalized, list_id, status, utcnow())
 
 
-def encode_cursor(email: str) -> str:
-    return base64.urlsafe_b64encode(email.encode()).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> str:
-    padded = cursor + "=" * (-len(cursor) % 4)
+def _after(cursor: str | None) -> str | None:
+    if not cursor:
+        return None
     try:
-        email = base64.b64decode(padded, altchars=b"-_", validate=True).decode()
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        email = ""
-    if not email or "\x00" in email or encode_cursor(email) != cursor:
-        raise BadRequest("cursor: invalid cursor")
-    return email
-
-
-def contact_out(row: Row[Any], memberships: Sequence[Row[Any]] | None) -> dict[str, Any]:
-    """The API shape of a stored contact: RFC 3339 UTC times, memberships when asked."""
-    values = row._mapping
-    out: dict[str, Any] = {"email": values["email"]}
-    for name in FIELDS:
-        value = values[name]
-        out[name] = rfc3339(value) if name in DATETIME_FIELDS else value
-    out["created_at"] = rfc3339(values["created_at"])
-    out["updated_at"] = rfc3339(values["updated_at"])
-    if memberships is not None:
-        out["contact_lists"] = [
-            {
-                "list_id": m.list_id,
-                "status": m.status,
-                "created_at": rfc3339(m.created_at),
-                "updated_at": rfc3339(m.updated_at),
-            }
-            for m in memberships
-        ]
-    return out
+        return decode_cursor(cursor)
+    except ValueError:
+        raise BadRequest("cursor: invalid cursor") from None
 
 
 def _new_membership_statuses(
@@ -179,8 +157,11 @@ def _new_membership_statuses(
     """{list id: status of a new membership}; `list not found: <id>` for an unknown list."""
     if not list_ids:
         return {}
-    double_optin = lists.existing_lists(conn, workspace_id=workspace_id, list_ids=list_ids)
-    return {lid: "pending" if optin else "active" for lid, optin in double_optin.items()}
+    double_optin = lists.double_optin_of(conn, workspace_id=workspace_id, list_ids=list_ids)
+    return {
+        list_id: MembershipStatus.PENDING if optin else MembershipStatus.ACTIVE
+        for list_id, optin in double_optin.items()
+    }
 
 
 def _lookup_email(email: str) -> str:

@@ -1,4 +1,4 @@
-"""Per-contact rules 5, 6 and 8 of DESIGN §1: email normalisation, field types, duplicates.
+"""Per-contact rules of the import (docs/import.md): email normalisation, field types, duplicates.
 
 A contact is decoded from its own JSON bytes, so one bad contact never fails its batch, and
 every failure names the field and the reason. The result is a ContactBatch: columns ready
@@ -21,18 +21,21 @@ import msgspec
 from email_validator import SPECIAL_USE_DOMAIN_NAMES, EmailNotValidError, validate_email
 from msgspec import UNSET
 
-from audience.contacts.fields import (
+from audience.contacts.schemas import ContactStruct
+from audience.db.models import (
     DATETIME_FIELDS,
     EMAIL_MAX_LENGTH,
     FIELDS,
     JSON_FIELDS,
-    JSON_MAX_BYTES,
-    JSON_MAX_DEPTH,
     NUMBER_FIELDS,
     TEXT_FIELDS,
     TEXT_MAX_LENGTH,
 )
-from audience.contacts.schemas import ContactStruct
+
+#: Deepest nesting accepted inside a custom_json_* value.
+JSON_MAX_DEPTH = 32
+#: Largest custom_json_* value accepted, in bytes of compact JSON.
+JSON_MAX_BYTES = 64 * 1024
 
 EMAIL_REQUIRED = "email is required"
 INVALID_EMAIL = "invalid email format"

@@ -1,6 +1,12 @@
-"""The schema (DESIGN §3): every table leads with workspace_id, and so does every key."""
+"""The schema (docs/data-model.md): every table leads with workspace_id, and so does every key.
+
+The contact fields of the spec's ContactInput are listed here once, by kind: the table is
+built from them, and the contacts feature's rules and shapes read them from here.
+"""
 
 from __future__ import annotations
+
+from enum import StrEnum
 
 from sqlalchemy import (
     JSON,
@@ -19,14 +25,42 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
-from audience.contacts.fields import (
-    DATETIME_FIELDS,
-    EMAIL_MAX_LENGTH,
-    JSON_FIELDS,
-    NUMBER_FIELDS,
-    TEXT_FIELDS,
-    TEXT_MAX_LENGTH,
+TEXT_MAX_LENGTH = 255
+EMAIL_MAX_LENGTH = 254
+
+TEXT_FIELDS: tuple[str, ...] = (
+    "external_id",
+    "timezone",
+    "language",
+    "first_name",
+    "last_name",
+    "full_name",
+    "phone",
+    "address_line_1",
+    "address_line_2",
+    "country",
+    "postcode",
+    "state",
+    "job_title",
+    *(f"custom_string_{i}" for i in range(1, 6)),
 )
+NUMBER_FIELDS: tuple[str, ...] = tuple(f"custom_number_{i}" for i in range(1, 6))
+DATETIME_FIELDS: tuple[str, ...] = tuple(f"custom_datetime_{i}" for i in range(1, 6))
+JSON_FIELDS: tuple[str, ...] = tuple(f"custom_json_{i}" for i in range(1, 6))
+
+#: Every optional contact field, in the column order of the contacts table.
+FIELDS: tuple[str, ...] = TEXT_FIELDS + NUMBER_FIELDS + DATETIME_FIELDS + JSON_FIELDS
+
+
+class MembershipStatus(StrEnum):
+    """The status of a contact in a list."""
+
+    ACTIVE = "active"
+    PENDING = "pending"
+    UNSUBSCRIBED = "unsubscribed"
+    BOUNCED = "bounced"
+    COMPLAINED = "complained"
+
 
 metadata = MetaData(
     naming_convention={
@@ -40,8 +74,6 @@ metadata = MetaData(
 
 JsonType = JSON().with_variant(JSONB(), "postgresql")
 Timestamp = DateTime(timezone=True)
-
-MEMBERSHIP_STATUSES = ("active", "pending", "unsubscribed", "bounced", "complained")
 
 workspaces = Table(
     "workspaces",
@@ -121,8 +153,7 @@ contact_lists = Table(
         ["workspace_id", "list_id"], ["lists.workspace_id", "lists.id"], ondelete="CASCADE"
     ),
     CheckConstraint(
-        "status IN ('active', 'pending', 'unsubscribed', 'bounced', 'complained')",
-        name="status",
+        f"status IN ({', '.join(repr(s.value) for s in MembershipStatus)})", name="status"
     ),
     Index(None, "workspace_id", "list_id", "status"),
 )

@@ -1,4 +1,4 @@
-"""Time in one place: aware UTC datetimes, rendered as RFC 3339."""
+"""Time in one place: aware UTC datetimes, and their text in API answers."""
 
 from __future__ import annotations
 
@@ -16,9 +16,6 @@ def as_utc(value: datetime) -> datetime:
     return value.astimezone(UTC)
 
 
-def rfc3339(value: datetime | None) -> str | None:
-    """`2024-05-01T09:00:00.123456Z`, or None."""
-    if value is None:
-        return None
-    text = as_utc(value).isoformat()
-    return text.removesuffix("+00:00") + "Z"
+def isoformat_utc(value: datetime) -> str:
+    """`2024-05-01T09:00:00.123456Z`: how every answer writes a timestamp."""
+    return as_utc(value).isoformat().removesuffix("+00:00") + "Z"

@@ -8,7 +8,7 @@ import secrets
 import string
 from dataclasses import dataclass
 
-from audience.workspaces.schemas import WORKSPACE_ID_PATTERN
+from audience.kit.ids import WORKSPACE_ID
 
 KEY_PREFIX = "aud_"
 KEY_ID_LENGTH = 10
@@ -49,7 +49,7 @@ def parse_api_key(key: str) -> ParsedKey | None:
     if not key.startswith(KEY_PREFIX):
         return None
     workspace_id, sep, tail = key[len(KEY_PREFIX) :].rpartition("_")
-    if not sep or not WORKSPACE_ID_PATTERN.fullmatch(workspace_id):
+    if not sep or not WORKSPACE_ID.fullmatch(workspace_id):
         return None
     if len(tail) != KEY_ID_LENGTH + SECRET_LENGTH:
         return None

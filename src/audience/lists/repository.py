@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, Row, delete, select, update
@@ -10,6 +11,20 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from audience.db.models import contact_lists, lists
+from audience.kit.clock import as_utc
+from audience.lists.schemas import ListRecord
+
+
+def _record(row: Row[Any]) -> ListRecord:
+    return ListRecord(
+        id=row.id,
+        name=row.name,
+        is_double_optin=bool(row.is_double_optin),
+        is_public=bool(row.is_public),
+        description=row.description,
+        created_at=as_utc(row.created_at),
+        updated_at=as_utc(row.updated_at),
+    )
 
 
 class ListRepository:
@@ -19,41 +34,49 @@ class ListRepository:
         self.conn = conn
         self.workspace_id = workspace_id
 
-    def get(self, list_id: str) -> Row[Any] | None:
+    def get(self, list_id: str) -> ListRecord | None:
         query = select(lists).where(
             lists.c.workspace_id == self.workspace_id, lists.c.id == list_id
         )
-        return self.conn.execute(query).first()
+        row = self.conn.execute(query).first()
+        return None if row is None else _record(row)
 
-    def get_many(self, list_ids: Iterable[str]) -> dict[str, Row[Any]]:
+    def get_many(self, list_ids: Iterable[str]) -> dict[str, ListRecord]:
         query = select(lists).where(
             lists.c.workspace_id == self.workspace_id, lists.c.id.in_(list(list_ids))
         )
-        return {row.id: row for row in self.conn.execute(query)}
+        return {row.id: _record(row) for row in self.conn.execute(query)}
 
-    def all(self) -> list[Row[Any]]:
+    def all(self) -> list[ListRecord]:
         query = select(lists).where(lists.c.workspace_id == self.workspace_id).order_by(lists.c.id)
-        return list(self.conn.execute(query))
+        return [_record(row) for row in self.conn.execute(query)]
 
-    def insert(self, **values: Any) -> Row[Any] | None:
+    def insert(self, record: ListRecord) -> ListRecord | None:
         """Insert a list; None when its id exists (also when a concurrent request won)."""
         dialect_insert = sqlite_insert if self.conn.dialect.name == "sqlite" else pg_insert
+        values = {name: getattr(record, name) for name in record.__struct_fields__}
         statement = (
             dialect_insert(lists)
             .values(workspace_id=self.workspace_id, **values)
             .on_conflict_do_nothing()
             .returning(*lists.c)
         )
-        return self.conn.execute(statement).first()
+        row = self.conn.execute(statement).first()
+        return None if row is None else _record(row)
 
-    def update(self, list_id: str, **values: Any) -> None:
-        self.conn.execute(
+    def update(self, list_id: str, changes: dict[str, Any], now: datetime) -> ListRecord | None:
+        """Apply the changes; the list as it now is, or None when it does not exist."""
+        statement = (
             update(lists)
             .where(lists.c.workspace_id == self.workspace_id, lists.c.id == list_id)
-            .values(**values)
+            .values(**changes, updated_at=now)
+            .returning(*lists.c)
         )
+        row = self.conn.execute(statement).first()
+        return None if row is None else _record(row)
 
-    def delete(self, list_id: str) -> None:
+    def delete(self, list_id: str) -> bool:
+        """Delete a list and its memberships; False when it did not exist."""
         # Memberships are removed explicitly too, so nothing relies on FK cascades being on.
         self.conn.execute(
             delete(contact_lists).where(
@@ -61,6 +84,7 @@ class ListRepository:
                 contact_lists.c.list_id == list_id,
             )
         )
-        self.conn.execute(
+        result = self.conn.execute(
             delete(lists).where(lists.c.workspace_id == self.workspace_id, lists.c.id == list_id)
         )
+        return bool(result.rowcount)

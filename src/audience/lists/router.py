@@ -1,82 +1,64 @@
-"""HTTP routes of the lists API (Notifuse names)."""
+"""HTTP routes of the lists API (Notifuse names): parse, authorise, call one service."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated
 
-from audience.api_keys import service as api_keys
-from audience.api_keys.auth import CurrentCaller
-from audience.api_keys.schemas import Permission
+from fastapi import APIRouter, Depends, Query
+
+from audience.api_keys.auth import ListsRead, ListsWrite
 from audience.lists import service
 from audience.lists.schemas import (
     CreateListRequest,
     DeleteListRequest,
+    ListOut,
     ListResponse,
     ListsResponse,
-    SuccessResponse,
     UpdateListRequest,
 )
-from audience.web import (
-    RawBody,
-    ReadDb,
-    WriteDb,
-    body_schema,
-    parse_body,
-    required,
-    scope_to_workspace,
-)
+from audience.schemas import SuccessResponse
+from audience.web.bodies import BodyRoute, JsonBody
+from audience.web.deps import ReadDb, WriteDb
 
-router = APIRouter(prefix="/api", tags=["lists"])
+router = APIRouter(prefix="/api", tags=["lists"], route_class=BodyRoute)
+
+CreateBody = Annotated[CreateListRequest, Depends(JsonBody(CreateListRequest))]
+UpdateBody = Annotated[UpdateListRequest, Depends(JsonBody(UpdateListRequest))]
+DeleteBody = Annotated[DeleteListRequest, Depends(JsonBody(DeleteListRequest))]
 
 
-@router.post(
-    "/lists.create",
-    status_code=201,
-    response_model=ListResponse,
-    openapi_extra=body_schema(CreateListRequest),
-)
-def create_list(caller: CurrentCaller, body: RawBody, db: WriteDb) -> ListResponse:
+@router.post("/lists.create", status_code=201, operation_id="createList")
+def create_list(data: CreateBody, caller: ListsWrite, db: WriteDb) -> ListResponse:
     """Create a list."""
-    data = parse_body(body, CreateListRequest, caller)
-    api_keys.require(caller, Permission.LISTS_WRITE)
-    return ListResponse(list=service.create_list(db, workspace_id=data.workspace_id, data=data))
+    created = service.create_list(db, workspace_id=caller.workspace_id, data=data)
+    return ListResponse(list=ListOut.of(created))
 
 
-@router.get("/lists.list", response_model=ListsResponse)
-def list_lists(caller: CurrentCaller, db: ReadDb, workspace_id: str | None = None) -> ListsResponse:
+@router.get("/lists.list", operation_id="listLists")
+def list_lists(caller: ListsRead, db: ReadDb) -> ListsResponse:
     """Every list of the workspace."""
-    workspace = scope_to_workspace(caller, workspace_id)
-    api_keys.require(caller, Permission.LISTS_READ)
-    return ListsResponse(lists=service.list_lists(db, workspace_id=workspace))
+    found = service.list_lists(db, workspace_id=caller.workspace_id)
+    return ListsResponse(lists=[ListOut.of(record) for record in found])
 
 
-@router.get("/lists.get", response_model=ListResponse)
+@router.get("/lists.get", operation_id="getList")
 def get_list(
-    caller: CurrentCaller, db: ReadDb, workspace_id: str | None = None, id: str | None = None
+    caller: ListsRead, db: ReadDb, id: Annotated[str, Query(min_length=1)]
 ) -> ListResponse:
     """One list by id."""
-    workspace = scope_to_workspace(caller, workspace_id)
-    api_keys.require(caller, Permission.LISTS_READ)
-    list_id = required(id, "id")
-    return ListResponse(list=service.get_list(db, workspace_id=workspace, list_id=list_id))
+    found = service.get_list(db, workspace_id=caller.workspace_id, list_id=id)
+    return ListResponse(list=ListOut.of(found))
 
 
-@router.post(
-    "/lists.update", response_model=ListResponse, openapi_extra=body_schema(UpdateListRequest)
-)
-def update_list(caller: CurrentCaller, body: RawBody, db: WriteDb) -> ListResponse:
+@router.post("/lists.update", operation_id="updateList")
+def update_list(data: UpdateBody, caller: ListsWrite, db: WriteDb) -> ListResponse:
     """Change a list's name, description or flags."""
-    data = parse_body(body, UpdateListRequest, caller)
-    api_keys.require(caller, Permission.LISTS_WRITE)
-    return ListResponse(list=service.update_list(db, workspace_id=data.workspace_id, data=data))
+    updated = service.update_list(db, workspace_id=caller.workspace_id, data=data)
+    return ListResponse(list=ListOut.of(updated))
 
 
-@router.post(
-    "/lists.delete", response_model=SuccessResponse, openapi_extra=body_schema(DeleteListRequest)
-)
-def delete_list(caller: CurrentCaller, body: RawBody, db: WriteDb) -> SuccessResponse:
+@router.post("/lists.delete", operation_id="deleteList")
+def delete_list(data: DeleteBody, caller: ListsWrite, db: WriteDb) -> SuccessResponse:
     """Delete a list and its memberships."""
-    data = parse_body(body, DeleteListRequest, caller)
-    api_keys.require(caller, Permission.LISTS_WRITE)
-    service.delete_list(db, workspace_id=data.workspace_id, list_id=data.id)
-    return SuccessResponse(success=True)
+    service.delete_list(db, workspace_id=caller.workspace_id, list_id=data.id)
+    return SuccessResponse()

@@ -3,69 +3,72 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
 
-from sqlalchemy import Connection, Row
+from sqlalchemy import Connection
 
 from audience.errors import BadRequest, NotFound
-from audience.kit.clock import rfc3339, utcnow
+from audience.kit.clock import utcnow
 from audience.lists.repository import ListRepository
-from audience.lists.schemas import CreateListRequest, ListOut, UpdateListRequest
+from audience.lists.schemas import CreateListRequest, ListRecord, UpdateListRequest
+
+#: Fields of lists.update that may be left out but never sent as null.
+NOT_NULL = ("name", "is_double_optin", "is_public")
 
 
-def create_list(conn: Connection, *, workspace_id: str, data: CreateListRequest) -> ListOut:
+def create_list(conn: Connection, *, workspace_id: str, data: CreateListRequest) -> ListRecord:
     """Create a list; its id is unique in the workspace."""
-    repo = ListRepository(conn, workspace_id)
     now = utcnow()
-    row = repo.insert(
-        id=data.id,
-        name=data.name,
-        is_double_optin=data.is_double_optin,
-        is_public=data.is_public,
-        description=data.description,
-        created_at=now,
-        updated_at=now,
+    created = ListRepository(conn, workspace_id).insert(
+        ListRecord(
+            id=data.id,
+            name=data.name,
+            is_double_optin=data.is_double_optin,
+            is_public=data.is_public,
+            description=data.description,
+            created_at=now,
+            updated_at=now,
+        )
     )
-    if row is None:
+    if created is None:
         raise BadRequest(f"list already exists: {data.id}")
-    return _out(row)
+    return created
 
 
-def get_list(conn: Connection, *, workspace_id: str, list_id: str) -> ListOut:
+def get_list(conn: Connection, *, workspace_id: str, list_id: str) -> ListRecord:
     """One list, or NotFound."""
-    row = ListRepository(conn, workspace_id).get(list_id)
-    if row is None:
+    found = ListRepository(conn, workspace_id).get(list_id)
+    if found is None:
         raise NotFound(f"list not found: {list_id}")
-    return _out(row)
+    return found
 
 
-def list_lists(conn: Connection, *, workspace_id: str) -> list[ListOut]:
+def list_lists(conn: Connection, *, workspace_id: str) -> list[ListRecord]:
     """Every list of the workspace, by id."""
-    return [_out(row) for row in ListRepository(conn, workspace_id).all()]
+    return ListRepository(conn, workspace_id).all()
 
 
-def update_list(conn: Connection, *, workspace_id: str, data: UpdateListRequest) -> ListOut:
+def update_list(conn: Connection, *, workspace_id: str, data: UpdateListRequest) -> ListRecord:
     """Change the fields given; the others keep their value."""
+    changes = data.model_dump(exclude_unset=True, exclude={"workspace_id", "id"})
     repo = ListRepository(conn, workspace_id)
     if repo.get(data.id) is None:
         raise NotFound(f"list not found: {data.id}")
-    changes = data.model_dump(exclude_unset=True, exclude={"workspace_id", "id"})
-    for field in ("name", "is_double_optin", "is_public"):
+    for field in NOT_NULL:
         if field in changes and changes[field] is None:
             raise BadRequest(f"{field}: must not be null")
-    repo.update(data.id, **changes, updated_at=utcnow())
-    return get_list(conn, workspace_id=workspace_id, list_id=data.id)
+    updated = repo.update(data.id, changes, utcnow())
+    if updated is None:  # deleted by a concurrent request since
+        raise NotFound(f"list not found: {data.id}")
+    return updated
 
 
 def delete_list(conn: Connection, *, workspace_id: str, list_id: str) -> None:
     """Delete a list and every membership in it."""
-    repo = ListRepository(conn, workspace_id)
-    if repo.get(list_id) is None:
+    if not ListRepository(conn, workspace_id).delete(list_id):
         raise NotFound(f"list not found: {list_id}")
-    repo.delete(list_id)
 
 
-def existing_lists(
+def double_optin_of(
     conn: Connection, *, workspace_id: str, list_ids: Iterable[str]
 ) -> dict[str, bool]:
     """{list id: is_double_optin}; `list not found: <id>` for the first unknown id."""
@@ -74,16 +77,4 @@ def existing_lists(
     for list_id in wanted:
         if list_id not in found:
             raise BadRequest(f"list not found: {list_id}")
-    return {list_id: bool(found[list_id].is_double_optin) for list_id in wanted}
-
-
-def _out(row: Row[Any]) -> ListOut:
-    return ListOut(
-        id=row.id,
-        name=row.name,
-        is_double_optin=bool(row.is_double_optin),
-        is_public=bool(row.is_public),
-        description=row.description,
-        created_at=rfc3339(row.created_at) or "",
-        updated_at=rfc3339(row.updated_at) or "",
-    )
+    return {list_id: found[list_id].is_double_optin for list_id in wanted}

@@ -1,16 +1,15 @@
-"""Workspace values."""
+"""Workspace records."""
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass
 from datetime import datetime
 
-WORKSPACE_ID_PATTERN = re.compile(r"[a-z0-9_]{1,32}")
+import msgspec
 
 
-@dataclass(frozen=True, slots=True)
-class Workspace:
+class Workspace(msgspec.Struct, frozen=True):
+    """A tenant: every other record belongs to exactly one."""
+
     id: str
     name: str
     created_at: datetime

@@ -10,8 +10,8 @@ from typing import Any
 
 import msgspec
 
-from audience.contacts.fields import DATETIME_FIELDS, JSON_FIELDS, NUMBER_FIELDS
-from audience.imports.mapping import ALL_FIELDS, EMAIL, RESERVED, Mapping
+from audience.contact_files.mapping import ALL_FIELDS, EMAIL, RESERVED, Mapping
+from audience.db.models import DATETIME_FIELDS, JSON_FIELDS, NUMBER_FIELDS
 
 EMAIL_REQUIRED = "email is required"
 #: At most this many characters of a bad cell are quoted back in its error.
@@ -73,7 +73,7 @@ def to_datetime(name: str, text: str) -> str:
             f"{name}: expected a date or date-time such as 2024-05-01 or "
             f"2024-05-01T09:30:00Z, got {shown(text)}"
         ) from None
-    return rfc3339(value)
+    return isoformat_with_offset(value)
 
 
 def to_json(name: str, text: str) -> dict[str, Any] | list[Any]:
@@ -92,8 +92,8 @@ def to_text(name: str, text: str) -> str:
     return text
 
 
-def rfc3339(value: datetime) -> str:
-    """`2024-05-01T09:30:00Z`, or with its own offset when not UTC."""
+def isoformat_with_offset(value: datetime) -> str:
+    """RFC 3339 text keeping the value's own offset: `2024-05-01T09:30:00+02:00`, or `Z`."""
     text = value.isoformat()
     return text[:-6] + "Z" if text.endswith("+00:00") else text
 

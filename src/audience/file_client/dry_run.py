@@ -7,8 +7,10 @@ from typing import Any
 import msgspec
 
 from audience.contacts.validation import validate_batch
-from audience.imports.plan import Options, Outcome, Plan, Ui, describe_mapping, unmapped_note
-from audience.imports.report import ErrorsFile, Tally
+from audience.file_client.errors_file import ErrorsFile
+from audience.file_client.options import Options, Outcome, Ui
+from audience.file_client.plan import Plan, describe_mapping, unmapped_note
+from audience.file_client.progress import Tally
 
 #: Failed rows printed by a dry run (all of them go to --errors when given).
 SHOWN_FAILURES = 10

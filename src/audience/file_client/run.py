@@ -9,33 +9,15 @@ from pathlib import Path
 
 import httpx
 
-from audience.imports.batches import Batch, Dispatcher, Item, make_batches
-from audience.imports.check import dry_run
-from audience.imports.client import Operation, Sender, Stopped, build_http_client, check_url
-from audience.imports.plan import (
-    EXIT_INTERRUPTED,
-    Abort,
-    Options,
-    Outcome,
-    Plan,
-    Ui,
-    errors_path,
-    fingerprint,
-    open_plan,
-    unmapped_note,
-)
-from audience.imports.reader import FileError, FileFacts
-from audience.imports.report import (
-    ErrorsFile,
-    ProgressView,
-    State,
-    Tally,
-    load_state,
-    remove_state,
-    save_state,
-    state_path_for,
-    summary_line,
-)
+from audience.contact_files.reader import FileError, FileFacts
+from audience.file_client.batches import Batch, Dispatcher, Item, make_batches
+from audience.file_client.dry_run import dry_run
+from audience.file_client.errors_file import ErrorsFile
+from audience.file_client.options import EXIT_INTERRUPTED, Abort, Options, Outcome, Ui
+from audience.file_client.plan import Plan, errors_path, fingerprint, open_plan, unmapped_note
+from audience.file_client.progress import ProgressView, Tally, summary_line
+from audience.file_client.resume import State, load_state, remove_state, save_state, state_path_for
+from audience.file_client.sender import Operation, Sender, Stopped, build_http_client, check_url
 
 # --- a real run ---------------------------------------------------------------------------------
 

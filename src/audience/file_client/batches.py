@@ -7,8 +7,8 @@ from concurrent.futures import FIRST_COMPLETED, Executor, Future, wait
 from dataclasses import dataclass, field
 from typing import Any
 
-from audience.imports.client import Operation
-from audience.imports.reader import Row
+from audience.contact_files.reader import Row
+from audience.file_client.sender import Operation
 
 
 @dataclass(slots=True)

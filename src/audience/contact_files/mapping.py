@@ -6,7 +6,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from audience.contacts.fields import FIELDS
+from audience.db.models import FIELDS
 
 EMAIL = "email"
 ALL_FIELDS: tuple[str, ...] = (EMAIL, *FIELDS)
@@ -52,11 +52,6 @@ class Mapping:
     unmapped: tuple[str, ...] = ()
     #: Columns left out on purpose: `--map "COLUMN="`, and an errors file's own columns.
     ignored: tuple[str, ...] = ()
-
-    @property
-    def data_positions(self) -> tuple[int, ...]:
-        """Positions of the columns that belong to the original file (not an errors file's)."""
-        return tuple(i for i, name in enumerate(self.header) if name not in RESERVED)
 
 
 def normalize(name: str) -> str:

@@ -8,9 +8,9 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from audience.imports.pipeline import run_import
-from audience.imports.plan import EXIT_ERROR, EXIT_INTERRUPTED, Abort, Options, Ui
-from audience.imports.report import BarProgress, PlainProgress, ProgressView
+from audience.file_client.options import EXIT_ERROR, EXIT_INTERRUPTED, Abort, Options, Ui
+from audience.file_client.progress import BarProgress, PlainProgress, ProgressView
+from audience.file_client.run import run_import
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 

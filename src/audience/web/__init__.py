@@ -1,0 +1,1 @@
+"""The HTTP edge shared by every router: transactions, bodies, limits, errors, OpenAPI."""

@@ -1,0 +1,140 @@
+"""Request bodies: read after authentication, JSON by Content-Type, decoded by our rules.
+
+A route declares its body by taking a `JsonBody(Model)` dependency (or another
+`DocumentedBody`): the same object parses the body and, through `BodyRoute`, documents it
+as the route's request body in /openapi.json.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Generic, TypeVar
+
+import msgspec
+from fastapi import Depends, Request
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute
+from pydantic import BaseModel, ValidationError
+
+from audience.api_keys import service as api_keys
+from audience.api_keys.auth import CurrentCaller
+from audience.api_keys.schemas import Caller
+from audience.errors import BadRequest, UnsupportedMediaType
+
+M = TypeVar("M", bound=BaseModel)
+
+
+async def _raw_body(request: Request) -> bytes:
+    content_type = request.headers.get("content-type", "application/json")
+    media_type = content_type.partition(";")[0].strip().lower()
+    if media_type != "application/json" and not media_type.endswith("+json"):
+        raise UnsupportedMediaType(
+            f"unsupported Content-Type {media_type!r}: send application/json"
+        )
+    body = await request.body()
+    try:
+        # msgspec leaves strings it skips (and Raw parts) unchecked; ASCII needs no decoding.
+        body.isascii() or body.decode()
+    except UnicodeDecodeError as exc:
+        raise BadRequest(f"invalid JSON body: invalid UTF-8 at byte {exc.start}") from None
+    return body
+
+
+#: The request body as bytes: valid UTF-8, sent as JSON (or with no Content-Type).
+RawBody = Annotated[bytes, Depends(_raw_body)]
+
+
+def json_error_reason(exc: Exception) -> str:
+    """Why a body is not JSON, in words a client can act on."""
+    if isinstance(exc, RecursionError):
+        return "nesting too deep"
+    text = str(exc)
+    if text == "Input data was truncated":
+        return "unexpected end of input or invalid string escape"
+    return text.removeprefix("JSON is malformed: ")
+
+
+def decode_json(body: bytes | msgspec.Raw, type: Any = Any) -> Any:
+    """Decode JSON into `type`; `invalid JSON body: <reason>` when it is not JSON at all."""
+    try:
+        return msgspec.json.decode(body, type=type)
+    except msgspec.ValidationError:
+        raise BadRequest("invalid JSON body: expected a JSON object") from None
+    except (msgspec.DecodeError, RecursionError) as exc:
+        raise BadRequest(f"invalid JSON body: {json_error_reason(exc)}") from None
+
+
+def scope_to_workspace(caller: Caller, workspace_id: Any) -> str:
+    """The body's workspace_id, present and the caller's own (400, then 401)."""
+    if workspace_id is None or workspace_id == "":
+        raise BadRequest("workspace_id is required")
+    if not isinstance(workspace_id, str):
+        raise BadRequest("workspace_id must be a string")
+    api_keys.check_workspace(caller, workspace_id)
+    return workspace_id
+
+
+def describe_validation_error(errors: Any) -> str:
+    """One message for the first error pydantic or FastAPI found: `<name> is required` for a
+    query parameter missing or empty, else `<field>: <reason>`."""
+    first = errors[0]
+    where = first.get("loc", ("",))[0]
+    loc = [str(p) for p in first.get("loc", ()) if p not in ("body", "query", "header")]
+    name = ".".join(loc)
+    required = first.get("type") == "missing" or (
+        first.get("type") == "string_too_short" and first.get("ctx", {}).get("min_length") == 1
+    )
+    if where == "query" and required:
+        return f"{name} is required"
+    message = str(first.get("msg", "invalid value"))
+    return f"{name}: {message}" if name else message
+
+
+class DocumentedBody:
+    """A dependency that reads the request body itself; `model` documents it in OpenAPI."""
+
+    model: type[BaseModel]
+
+
+class JsonBody(DocumentedBody, Generic[M]):
+    """The body as `model`: a JSON object, scoped to the caller's workspace, no NUL in its
+    strings, then validated (400 with the first problem)."""
+
+    def __init__(self, model: type[M]) -> None:
+        self.model = model
+
+    def __call__(self, caller: CurrentCaller, body: RawBody) -> M:
+        data = decode_json(body)
+        if not isinstance(data, dict):
+            raise BadRequest("invalid JSON body: expected a JSON object")
+        scope_to_workspace(caller, data.get("workspace_id"))
+        for key, value in data.items():
+            if isinstance(value, str) and "\x00" in value:
+                raise BadRequest(f"{key}: must not contain NUL characters")
+        try:
+            return self.model.model_validate(data)  # type: ignore[return-value]
+        except ValidationError as exc:
+            raise BadRequest(describe_validation_error(exc.errors())) from None
+
+
+class BodyRoute(APIRoute):
+    """An APIRoute whose OpenAPI request body is the model of its `DocumentedBody`
+    dependency (web/openapi.py moves the model's schema into the components)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        model = _documented_model(self.dependant)
+        if model is not None:
+            schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+            content = {"application/json": {"schema": schema}}
+            body = {"requestBody": {"required": True, "content": content}}
+            self.openapi_extra = {**body, **(self.openapi_extra or {})}
+
+
+def _documented_model(dependant: Dependant) -> type[BaseModel] | None:
+    for sub in dependant.dependencies:
+        if isinstance(sub.call, DocumentedBody):
+            return sub.call.model
+        found = _documented_model(sub)
+        if found is not None:
+            return found
+    return None
