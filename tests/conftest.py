@@ -33,6 +33,12 @@ PG_URL = os.environ.get("AUDIENCE_TEST_DATABASE_URL", "")
 REQUIRE_PG = os.environ.get("AUDIENCE_REQUIRE_POSTGRES") == "1"
 BACKENDS = ["sqlite", "postgres"]
 
+# The tests build their own settings: an operator's AUDIENCE_* variables (a lower contact
+# limit, another database) must not reach them. Only the test configuration itself stays.
+for _name in [n for n in os.environ if n.startswith("AUDIENCE_")]:
+    if not _name.startswith(("AUDIENCE_TEST_", "AUDIENCE_REQUIRE_")):
+        del os.environ[_name]
+
 
 def pytest_configure(config: pytest.Config) -> None:
     if REQUIRE_PG and not PG_URL:

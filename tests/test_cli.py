@@ -13,10 +13,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-from click.testing import Result
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, select, text
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
 from audience.cli import app
 from audience.db.models import api_keys, workspaces

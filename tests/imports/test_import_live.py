@@ -49,6 +49,9 @@ class Flaky(httpx.BaseTransport):
             return httpx.Response(503, json={"error": "service unavailable"})
         return self.inner.handle_request(request)
 
+    def close(self) -> None:
+        self.inner.close()
+
 
 class DiesAfter(httpx.BaseTransport):
     """Passes `alive` requests to the server, then the connection is refused for good."""
@@ -65,6 +68,9 @@ class DiesAfter(httpx.BaseTransport):
             raise httpx.ConnectError("Connection refused")
         self.sizes.append(len(json.loads(request.read())["contacts"]))
         return self.inner.handle_request(request)
+
+    def close(self) -> None:
+        self.inner.close()
 
 
 def test_a_full_import_creates_updates_and_reports_failures(live: Live, tmp_path: Path) -> None:

@@ -162,8 +162,12 @@ def seed(client: TestClient, workspace_id: str, headers: dict[str, str], marker:
         },
         {"email": f"{workspace_id}-only@example.com", "last_name": marker},
     ]
-    body = {"workspace_id": workspace_id, "contacts": contacts, "subscribe_to_lists": [SEED_LIST]}
-    response = client.post("/api/contacts.import", headers=headers, json=body)
+    imported: dict[str, Any] = {
+        "workspace_id": workspace_id,
+        "contacts": contacts,
+        "subscribe_to_lists": [SEED_LIST],
+    }
+    response = client.post("/api/contacts.import", headers=headers, json=imported)
     assert response.status_code == 200, response.text
     assert all(op["action"] == "create" for op in response.json()["operations"])
 

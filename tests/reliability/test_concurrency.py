@@ -133,9 +133,9 @@ def test_concurrent_overlapping_imports(
 
     # No lost, duplicated or torn contact; one serial order explains every final state.
     order: graphlib.TopologicalSorter[str] = graphlib.TopologicalSorter()
-    for thread in range(THREADS):
+    for t in range(THREADS):
         for number in range(1, REQUESTS_PER_THREAD):
-            order.add(request_id(thread, number), request_id(thread, number - 1))
+            order.add(request_id(t, number), request_id(t, number - 1))
     with engine.connect() as conn:
         rows = conn.execute(select(contacts).where(contacts.c.workspace_id == tenant.id)).all()
         memberships = conn.execute(
@@ -148,8 +148,8 @@ def test_concurrent_overlapping_imports(
         winner = row.first_name
         assert winner in touched_by[row.email], (row.email, winner)
         assert row.custom_string_1 == winner, ("torn write", row.email)
-        thread, number = (int(x) for x in winner[1:].split("r"))
-        assert row.custom_number_1 == thread * 1000 + number, ("torn write", row.email)
+        t, number = (int(x) for x in winner[1:].split("r"))
+        assert row.custom_number_1 == t * 1000 + number, ("torn write", row.email)
         assert row.last_name == expected_last_name(plan, winner, row.email), row.email
         for other in touched_by[row.email] - {winner}:
             order.add(winner, other)  # `other` must come before the last writer

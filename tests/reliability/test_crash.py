@@ -67,14 +67,14 @@ class WriteProbe:
                 return True
             finally:
                 conn.close()
-        with self.engine.connect() as conn:
-            found = conn.execute(
+        with self.engine.connect() as pg:
+            found = pg.execute(
                 text(
                     "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
                     " AND pid <> pg_backend_pid() AND backend_xid IS NOT NULL"
                 )
             ).scalar_one()
-            conn.rollback()
+            pg.rollback()
         return bool(found)
 
     def wait_until_writing(self, done: threading.Event) -> float:
@@ -138,13 +138,17 @@ def test_kill_9_during_an_import_applies_it_wholly_or_not_at_all(
     database_url: str,
     backend: str,
 ) -> None:
-    body = {"workspace_id": tenant.id, "id": "news", "name": "News"}
-    assert client.post("/api/lists.create", headers=tenant.headers, json=body).is_success
+    news = {"workspace_id": tenant.id, "id": "news", "name": "News"}
+    assert client.post("/api/lists.create", headers=tenant.headers, json=news).is_success
     probe = WriteProbe(engine, database_url)
     server = start_server(workers=1)
 
     # A committed import: it must survive every crash, and it times the kills.
-    body = {"workspace_id": tenant.id, "contacts": batch("kept"), "subscribe_to_lists": ["news"]}
+    body: dict[str, Any] = {
+        "workspace_id": tenant.id,
+        "contacts": batch("kept"),
+        "subscribe_to_lists": ["news"],
+    }
     thread, done, outcome = send_in_thread(server, tenant, body)
     seen = probe.wait_until_writing(done)
     thread.join(WAIT)
@@ -155,7 +159,7 @@ def test_kill_9_during_an_import_applies_it_wholly_or_not_at_all(
     results = []
     for round_number, fraction in enumerate(KILL_POINTS):
         tag = f"crash{round_number}x"
-        body = {"workspace_id": tenant.id, "contacts": batch(tag), "subscribe_to_lists": ["news"]}
+        body = {**body, "contacts": batch(tag)}
         thread, done, outcome = send_in_thread(server, tenant, body)
         probe.wait_until_writing(done)
         time.sleep(fraction * held)

@@ -228,10 +228,10 @@ def contact(draw: st.DrawFn) -> Contact:
     if draw(st.integers(0, 9)) == 0:
         body["unknown_field"] = draw(st.sampled_from([1, "x", {"nested": [1]}]))
     order = draw(st.permutations(list(body)))
-    sent = {key: body[key] for key in order}
+    in_order: dict[str, Any] = {key: body[key] for key in order}
     report = raw_email.strip().lower() if isinstance(raw_email, str) else ""
     email = None if problems else report
-    return Contact(sent, email, report, values, tuple(problems))
+    return Contact(in_order, email, report, values, tuple(problems))
 
 
 SUBSCRIPTIONS: list[Any] = [

@@ -133,10 +133,14 @@ class CsvSource:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._file = path.open(encoding="utf-8-sig", newline="")
-        self.delimiter = detect_delimiter(self._file.readline())
-        self._file.seek(0)
-        self._reader = csv.reader(self._file, delimiter=self.delimiter)
-        self.header = self._read_header()
+        try:
+            self.delimiter = detect_delimiter(self._file.readline())
+            self._file.seek(0)
+            self._reader = csv.reader(self._file, delimiter=self.delimiter)
+            self.header = self._read_header()
+        except BaseException:
+            self._file.close()
+            raise
 
     def _read_header(self) -> list[str]:
         for cells in self._reader:
