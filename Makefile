@@ -2,19 +2,21 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 PYTEST_ARGS ?=
+# Every install takes the versions pinned in constraints.txt (`make lock` refreshes them).
+PIP_INSTALL := $(BIN)/pip install --quiet --constraint constraints.txt
 
-.PHONY: install install-test run test lint check bench clean
+.PHONY: install install-test run test lint check bench lock clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-$(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e .
+$(VENV)/.installed: pyproject.toml constraints.txt | $(BIN)/python
+	$(PIP_INSTALL) -e .
 	touch $@
 
-$(VENV)/.installed-test: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e '.[test]'
+$(VENV)/.installed-test: pyproject.toml constraints.txt | $(BIN)/python
+	$(PIP_INSTALL) -e '.[test]'
 	touch $(VENV)/.installed $@
 
 install: $(VENV)/.installed
@@ -33,11 +35,21 @@ lint: install-test
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 check: lint test
 
 bench: install-test
 	$(BIN)/python -m bench
+
+## Pin the newest versions that pyproject.toml allows into constraints.txt (in a fresh venv).
+lock:
+	rm -rf .lock-venv
+	$(PYTHON) -m venv .lock-venv
+	.lock-venv/bin/pip install --quiet --upgrade pip
+	.lock-venv/bin/pip install --quiet '.[test]'
+	.lock-venv/bin/pip freeze --exclude audience | grep -v '^-e ' > constraints.txt
+	rm -rf .lock-venv
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
