@@ -12,6 +12,7 @@ import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -40,11 +41,41 @@ for _name in [n for n in os.environ if n.startswith("AUDIENCE_")]:
         del os.environ[_name]
 
 
+PG_SKIPPED = (
+    "PostgreSQL half of the suite skipped: set AUDIENCE_TEST_DATABASE_URL to run it "
+    "(README, Tests and benchmarks)"
+)
+
+
 def pytest_configure(config: pytest.Config) -> None:
     if REQUIRE_PG and not PG_URL:
         raise pytest.UsageError(
             "AUDIENCE_REQUIRE_POSTGRES=1 but AUDIENCE_TEST_DATABASE_URL is not set"
         )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Without PostgreSQL, its half is left out quietly: one line says so, not one a test."""
+    if PG_URL:
+        return
+    on_postgres = [item for item in items if _backend_of(item) == "postgres"]
+    if on_postgres:
+        config.hook.pytest_deselected(items=on_postgres)
+        items[:] = [item for item in items if _backend_of(item) != "postgres"]
+
+
+def _backend_of(item: pytest.Item) -> str | None:
+    callspec = getattr(item, "callspec", None)
+    return None if callspec is None else callspec.params.get("backend")
+
+
+def pytest_report_header(config: pytest.Config) -> str | None:
+    return None if PG_URL else PG_SKIPPED
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    if not PG_URL:
+        terminalreporter.write_line(PG_SKIPPED)
 
 
 def _database_name() -> str:

@@ -3,11 +3,7 @@
 from __future__ import annotations
 
 import os
-import socket
 import stat
-import subprocess
-import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -20,8 +16,9 @@ from typer.testing import CliRunner, Result
 from audience.cli import app
 from audience.db.models import api_keys, workspaces
 from audience.kit import crypto
+from audience.kit.server_process import ServerProcess
 from tests.conftest import SECRET
-from tests.test_migrations import fresh_database, head_revision
+from tests.db.test_migrations import fresh_database, head_revision
 
 Run = Callable[..., Result]
 
@@ -395,37 +392,12 @@ def test_serve_requires_a_secret_key_for_postgresql(monkeypatch: pytest.MonkeyPa
     assert "AUDIENCE_SECRET_KEY is required" in result.stderr
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.mark.slow
 def test_serve_answers_http(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A real `audience serve` on a fresh SQLite file, its secret generated beside it."""
     db_file = tmp_path / "data" / "audience.db"
     url = f"sqlite:///{db_file}"
-    port = _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AUDIENCE_")}
-    env["AUDIENCE_DATABASE_URL"] = url
-    command = [str(Path(sys.executable).with_name("audience")), "serve", "--port", str(port)]
-    log = (tmp_path / "serve.log").open("wb")
-    server = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 20
-        status = None
-        while time.monotonic() < deadline and server.poll() is None:
-            try:
-                status = httpx.get(f"{base}/healthz", timeout=1).status_code
-            except httpx.TransportError:
-                status = None
-            if status == 200:
-                break
-            time.sleep(0.1)
-        assert status == 200, (tmp_path / "serve.log").read_text()
-
+    with ServerProcess(database_url=url, log_path=tmp_path / "serve.log") as server:
         secret_file = db_file.with_name("audience.db.secret")
         assert secret_file.exists()
         assert stat.S_IMODE(secret_file.stat().st_mode) & 0o077 == 0
@@ -437,19 +409,11 @@ def test_serve_answers_http(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
         ok(cli("workspace", "create", "acme", "--name", "Acme"))
         key = ok(cli("key", "create", "acme")).stdout.splitlines()[-1]
         r = httpx.get(
-            f"{base}/api/lists.list",
+            f"{server.base_url}/api/lists.list",
             params={"workspace_id": "acme"},
             headers={"Authorization": f"Bearer {key}"},
             timeout=10,
         )
         assert r.status_code == 200, r.text
         assert r.json() == {"lists": []}
-        assert httpx.get(f"{base}/api/lists.list", timeout=10).status_code == 401
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
-        log.close()
+        assert httpx.get(f"{server.base_url}/api/lists.list", timeout=10).status_code == 401

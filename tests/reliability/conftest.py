@@ -2,14 +2,7 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -18,9 +11,10 @@ import pytest
 from sqlalchemy import Engine, select
 
 from audience.db.models import metadata, workspaces
+from audience.kit.server_process import ServerProcess
 from tests.conftest import SECRET
 
-AUDIENCE = Path(sys.executable).with_name("audience")
+__all__ = ["ServerProcess", "start_server"]
 
 #: Text that only a leaked traceback or driver error would put in a response body.
 TRACEBACK_MARKERS = (
@@ -68,86 +62,18 @@ def snapshot(engine: Engine, workspace_id: str) -> dict[str, list[tuple[Any, ...
 # --- a real server ------------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@dataclass
-class ServerProcess:
-    """`audience serve` in its own process group, so kill -9 reaches every worker."""
-
-    database_url: str
-    workers: int
-    log_path: Path
-    extra_env: dict[str, str] = field(default_factory=dict)
-    proc: subprocess.Popen[bytes] | None = None
-    base_url: str = ""
-
-    def start(self, timeout: float = 60.0) -> None:
-        port = free_port()
-        self.base_url = f"http://127.0.0.1:{port}"
-        env = {
-            **os.environ,
-            "AUDIENCE_DATABASE_URL": self.database_url,
-            "AUDIENCE_SECRET_KEY": SECRET,
-            "AUDIENCE_AUTO_MIGRATE": "true",
-            **self.extra_env,
-        }
-        command = [str(AUDIENCE), "serve", "--workers", str(self.workers), "--port", str(port)]
-        with self.log_path.open("ab") as log:
-            self.proc = subprocess.Popen(
-                command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-            )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited with {self.proc.returncode}:\n{self.log()}")
-            try:
-                if httpx.get(f"{self.base_url}/healthz", timeout=2).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-        self.stop()
-        raise RuntimeError(f"server did not become healthy in {timeout}s:\n{self.log()}")
-
-    def kill(self) -> None:
-        """SIGKILL to the whole process group: no cleanup, no rollback, no flush."""
-        assert self.proc is not None
-        os.killpg(self.proc.pid, signal.SIGKILL)
-        self.proc.wait(timeout=30)
-        self.proc = None
-
-    def stop(self) -> None:
-        if self.proc is None:
-            return
-        try:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            self.proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(timeout=30)
-        except ProcessLookupError:
-            pass
-        self.proc = None
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-
-
 @pytest.fixture
 def start_server(database_url: str, tmp_path: Path) -> Iterator[Callable[..., ServerProcess]]:
     """Start real servers on the test's database; each is stopped when the test ends."""
     started: list[ServerProcess] = []
 
-    def start(workers: int, **extra_env: str) -> ServerProcess:
+    def start(workers: int, **env: str) -> ServerProcess:
         server = ServerProcess(
             database_url=database_url,
-            workers=workers,
             log_path=tmp_path / "server.log",
-            extra_env=extra_env,
+            workers=workers,
+            secret_key=SECRET,
+            env={"AUDIENCE_AUTO_MIGRATE": "true", **env},
         )
         started.append(server)
         server.start()

@@ -143,6 +143,9 @@ CASES: tuple[RouteCase, ...] = (
 )
 
 
+BY_ID = {case.id: case for case in CASES}
+
+
 def seed(client: TestClient, workspace_id: str, headers: dict[str, str], marker: str) -> None:
     """The data every case acts on; `marker` is in every stored text so leaks can be found."""
     body = {

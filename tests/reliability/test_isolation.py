@@ -19,8 +19,9 @@ from audience.app import create_app
 from audience.config import Settings
 from audience.db.models import metadata
 from audience.db.session import transaction
+from audience.kit import crypto
 from audience.kit.crypto import parse_api_key
-from tests.conftest import Tenant, make_key
+from tests.conftest import SECRET, Tenant, make_key
 from tests.reliability.conftest import assert_error_body, snapshot
 from tests.reliability.routes import CASES, RouteCase, api_routes, seed
 
@@ -99,6 +100,40 @@ def test_each_route_enforces_its_permissions(
     assert response.status_code == case.success, response.text
 
 
+BAD_KEYS = [
+    ({}, "missing API key: send Authorization: Bearer <key>"),
+    ({"Authorization": "Token abc"}, "malformed Authorization header: expected Bearer <key>"),
+    ({"Authorization": "Bearer aud_acme_0000000000"}, "invalid API key"),
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=ids)
+def test_a_missing_or_invalid_key_gets_401_and_changes_nothing(
+    case: RouteCase, client: TestClient, engine: Engine, tenant: Tenant
+) -> None:
+    seed(client, tenant.id, tenant.headers, A_MARKER)
+    before = snapshot(engine, tenant.id)
+    for headers, message in BAD_KEYS:
+        response = case.call(client, headers, tenant.id)
+        assert response.status_code == 401, response.text
+        assert response.json() == {"error": message}
+        assert response.headers["www-authenticate"] == "Bearer"
+    assert snapshot(engine, tenant.id) == before
+
+
+@pytest.mark.parametrize("case", CASES, ids=ids)
+def test_a_key_with_no_permission_at_all_gets_nothing(
+    case: RouteCase, client: TestClient, engine: Engine, tenant: Tenant
+) -> None:
+    seed(client, tenant.id, tenant.headers, A_MARKER)
+    nothing = make_key(engine, tenant.id, ())
+    before = data_of(engine, tenant.id)
+    response = case.call(client, bearer(nothing), tenant.id)
+    assert response.status_code == case.denied, response.text
+    assert_error_body(response)
+    assert data_of(engine, tenant.id) == before
+
+
 @pytest.mark.parametrize("case", CASES, ids=ids)
 def test_a_revoked_key_stops_working_at_once(
     case: RouteCase, client: TestClient, engine: Engine, tenant: Tenant
@@ -143,8 +178,8 @@ def test_keys_are_never_stored_in_plaintext(
                     leaked = [s for s in secrets if s in text]
                     assert not leaked, f"{table.name}.{column} holds a key in plaintext"
         hashes = [row.hash for row in conn.execute(select(metadata.tables["api_keys"]))]
-    assert len(hashes) == len(keys)
-    assert all(len(h) == 64 and int(h, 16) >= 0 for h in hashes)
+    # What is stored is the keyed hash (HMAC-SHA256 with the server's secret), nothing else.
+    assert sorted(hashes) == sorted(crypto.hash_api_key(key, SECRET) for key in keys)
     if database_url.startswith("sqlite"):
         path = Path(database_url.removeprefix("sqlite:///"))
         for file in (path, path.with_name(path.name + "-wal")):

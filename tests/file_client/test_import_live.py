@@ -14,7 +14,7 @@ import pytest
 
 from audience.file_client.options import EXIT_ERROR, EXIT_INTERRUPTED, Abort
 from audience.file_client.resume import load_state
-from tests.imports.conftest import Captured, Live, read_csv, run, write_csv
+from tests.file_client.conftest import Captured, Live, read_csv, run, write_csv
 
 HEADER = ["E-mail Address", "First Name", "Time Zone", "Score", "Joined", "Prefs", "Address"]
 MAP = ("Score=custom_number_1", "Joined=custom_datetime_1", "Prefs=custom_json_1")

@@ -20,7 +20,15 @@ from sqlalchemy.exc import IntegrityError
 from audience.config import Settings
 from audience.db.engine import build_engine
 from audience.db.migrate import alembic_config, upgrade
-from audience.db.models import api_keys, contact_lists, contacts, lists, metadata, workspaces
+from audience.db.models import (
+    MembershipStatus,
+    api_keys,
+    contact_lists,
+    contacts,
+    lists,
+    metadata,
+    workspaces,
+)
 from audience.db.session import transaction
 from audience.kit.clock import utcnow
 from tests.conftest import PG_URL
@@ -156,11 +164,13 @@ def _membership(status: str = "active", list_id: str = "news") -> dict[str, Any]
     }
 
 
-@pytest.mark.parametrize("status", ["active", "pending", "unsubscribed", "bounced", "complained"])
+@pytest.mark.parametrize("status", list(MembershipStatus))
 def test_membership_statuses_are_accepted(engine: Engine, status: str) -> None:
     with transaction(engine, write=True) as conn:
         _seed(conn)
         conn.execute(insert(contact_lists).values(**_membership(status)))
+    with engine.connect() as conn:
+        assert conn.execute(select(contact_lists.c.status)).scalars().all() == [status]
 
 
 def test_an_unknown_membership_status_is_rejected(engine: Engine) -> None:

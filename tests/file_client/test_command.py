@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner, Result
 
 from audience.cli import app
-from tests.imports.conftest import Live, write_csv
+from tests.file_client.conftest import Live, write_csv
 
 EXAMPLE = Path(__file__).parents[2] / "examples" / "contacts.csv"
 
