@@ -1,4 +1,4 @@
-"""DESIGN §1 rules 4-6: one operation per input, real per-contact reasons, email and field rules."""
+"""docs/import.md rules 4-6: one operation per input, real per-contact reasons, email and field rules."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""DESIGN §1 rule 10: subscribe_to_lists, double opt-in, and opt-outs never re-subscribed."""
+"""docs/import.md rule 10: subscribe_to_lists, double opt-in, and opt-outs never re-subscribed."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""DESIGN §1 rules 1-3: authentication, request-level errors in their order, body limits.
+"""docs/import.md rules 1-3: authentication, request-level errors in their order, body limits.
 
 A request rejected at this level answers {"error": <exact message>} and writes nothing.
 """

@@ -1,4 +1,4 @@
-"""DESIGN §1 rules 7-9: absent keeps, null clears, a value replaces; duplicates; atomicity."""
+"""docs/import.md rules 7-9: absent keeps, null clears, a value replaces; duplicates; atomicity."""
 
 from __future__ import annotations
 

@@ -316,7 +316,7 @@ def test_hostile_import_body(name: str, client: TestClient, tenant: Tenant) -> N
 def test_wrong_content_type_with_a_json_body(
     content_type: str, client: TestClient, tenant: Tenant
 ) -> None:
-    """A body declared as something else is refused (issue 6), even if it parses as JSON."""
+    """A body declared as something else is refused even if it parses as JSON."""
     response = post(
         client, tenant, contact(b'"first_name":"Typed"'), {"Content-Type": content_type}
     )

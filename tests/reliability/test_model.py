@@ -1,4 +1,4 @@
-"""Model-based test of DESIGN §1 rules 4-10: random imports, upserts and status changes.
+"""Model-based test of docs/import.md rules 4-10: random imports, upserts and status changes.
 
 A hypothesis state machine drives the HTTP API with random sequences of steps over a pool of
 six emails, and after every step compares every contact (GET contacts.getByEmail), its list
@@ -266,7 +266,7 @@ _workspaces = itertools.count()
 
 
 class ImportModel(RuleBasedStateMachine):
-    """The API of one fresh workspace against the rules of DESIGN §1, step by step."""
+    """The API of one fresh workspace against the rules of docs/import.md, step by step."""
 
     client: TestClient
     engine: Engine
