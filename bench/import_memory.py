@@ -14,7 +14,6 @@ import argparse
 import csv
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -22,7 +21,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
+from audience.kit.server_process import ServerProcess, run_cli
 
 #: The `audience` command of this interpreter.
 AUDIENCE = (sys.executable, "-c", "from audience.cli import main; main()")
@@ -120,68 +119,35 @@ def import_file(path: Path, rows: int, url: str, key: str, workspace: str) -> Me
 # --- a server of our own, when none is given ----------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _audience(env: dict[str, str], *args: str) -> str:
-    result = subprocess.run(
-        [*AUDIENCE, *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return result.stdout
-
-
 class LocalServer:
     """`audience serve` on a temporary SQLite database, with a workspace and a key."""
 
-    def __init__(self, directory: Path) -> None:
-        self.env = {
-            **os.environ,
-            "AUDIENCE_DATABASE_URL": f"sqlite:///{directory / 'bench.db'}",
-            "AUDIENCE_SECRET_KEY": "import-memory-bench",
-        }
-        self.port = _free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.workspace = "bench"
-        _audience(self.env, "db", "upgrade")
-        _audience(self.env, "workspace", "create", self.workspace, "--name", "Bench")
-        self.key = _audience(self.env, "key", "create", self.workspace).strip().splitlines()[-1]
-        self.log = (directory / "server.log").open("w")
-        self.process = subprocess.Popen(
-            [*AUDIENCE, "serve", "--port", str(self.port)],
-            env=self.env,
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-        )
-        self._wait_ready()
+    workspace = "bench"
+    secret_key = "import-memory-bench-secret-key-not-for-production"
 
-    def _wait_ready(self) -> None:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError("the server exited; see its log")
-            try:
-                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            time.sleep(0.2)
-        raise RuntimeError("the server did not start within 30 s")
+    def __init__(self, directory: Path) -> None:
+        database_url = f"sqlite:///{directory / 'bench.db'}"
+        secret = self.secret_key
+        run_cli(database_url, "db", "upgrade", secret_key=secret)
+        run_cli(
+            database_url,
+            "workspace",
+            "create",
+            self.workspace,
+            "--name",
+            "Bench",
+            secret_key=secret,
+        )
+        out = run_cli(database_url, "key", "create", self.workspace, secret_key=secret).stdout
+        self.key = out.strip().splitlines()[-1]
+        self.server = ServerProcess(
+            database_url, directory / "server.log", workers=1, secret_key=secret
+        )
+        self.server.start()
+        self.url = self.server.base_url
 
     def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-        self.log.close()
+        self.server.stop()
 
 
 # --- main ---------------------------------------------------------------------------------------

@@ -1,176 +1,69 @@
-"""The real server as a subprocess: `audience serve --workers N`, its workspace and API key."""
+"""The benchmark's server: `audience serve` (audience.kit.server_process), its workspace,
+key and lists, and the memory of its workers."""
 
 from __future__ import annotations
 
 import contextlib
 import os
-import signal
-import socket
-import subprocess
-import sys
-import time
 from pathlib import Path
-from types import TracebackType
 
 import httpx
 
+from audience.kit.server_process import ServerProcess, memory_kib, run_cli
+
 SECRET_KEY = "bench-secret-key-not-for-production"
-AUDIENCE = Path(sys.executable).with_name("audience")
+WORKSPACE = "bench"
+LISTS = {"newsletter": "Newsletter", "product_updates": "Product updates"}
+#: Every list active: what `subscribe_to_lists` gives a new membership.
+STATUSES = dict.fromkeys(LISTS, "active")
+_OWN = ("AUDIENCE_DATABASE_URL", "AUDIENCE_SECRET_KEY")
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def cli(database_url: str, *args: str) -> str:
-    """Run the `audience` command against the database; its stdout."""
-    result = subprocess.run(
-        [str(AUDIENCE), *args],
-        env=_env(database_url),
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if result.returncode != 0:
-        raise RuntimeError(f"audience {' '.join(args)} failed: {result.stderr.strip()}")
-    return result.stdout
-
-
-def create_workspace(database_url: str, workspace_id: str) -> str:
+def create_workspace(database_url: str) -> str:
     """Create the workspace and an all-permissions key; returns the key."""
-    cli(database_url, "workspace", "create", workspace_id, "--name", f"Bench {workspace_id}")
-    out = cli(database_url, "key", "create", workspace_id, "--name", "bench")
+    name = f"Bench {WORKSPACE}"
+    run_cli(database_url, "workspace", "create", WORKSPACE, "--name", name, secret_key=SECRET_KEY)
+    out = run_cli(
+        database_url, "key", "create", WORKSPACE, "--name", "bench", secret_key=SECRET_KEY
+    ).stdout
     return out.strip().splitlines()[-1].strip()
 
 
-def _env(database_url: str) -> dict[str, str]:
-    env = dict(os.environ)
-    env["AUDIENCE_DATABASE_URL"] = database_url
-    env["AUDIENCE_SECRET_KEY"] = SECRET_KEY
-    return env
+def passed_env() -> dict[str, str]:
+    """The caller's AUDIENCE_* settings (e.g. AUDIENCE_BULK_WRITE) but the database and key,
+    which the helper would otherwise drop."""
+    return {k: v for k, v in os.environ.items() if k.startswith("AUDIENCE_") and k not in _OWN}
 
 
-class Server:
-    """`audience serve` on a free loopback port; a context manager that stops it."""
-
-    def __init__(self, database_url: str, log_path: Path, workers: int = 2) -> None:
-        self.database_url = database_url
-        self.log_path = log_path
-        self.workers = workers
-        self.port = free_port()
-        self.base_url = f"http://127.0.0.1:{self.port}"
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def __enter__(self) -> Server:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-    def start(self, timeout: float = 60.0) -> None:
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        log = self.log_path.open("wb")
-        command = [str(AUDIENCE), "serve", "--workers", str(self.workers), "--port", str(self.port)]
-        self.process = subprocess.Popen(
-            command, env=_env(self.database_url), stdout=log, stderr=subprocess.STDOUT
-        )
-        log.close()
-        deadline = time.monotonic() + timeout
-        with httpx.Client(base_url=self.base_url, timeout=5) as client:
-            while True:
-                if self.process.poll() is not None:
-                    raise RuntimeError(f"server exited at start; see {self.log_path}")
-                try:
-                    ready = client.get("/healthz").status_code == 200
-                except httpx.TransportError:
-                    ready = False
-                if ready and len(self.worker_pids()) == self.workers:
-                    break
-                if time.monotonic() > deadline:
-                    self.stop()
-                    raise RuntimeError(f"server not ready after {timeout}s; see {self.log_path}")
-                time.sleep(0.1)
-            # Let every worker finish its start-up (the first request warms imports).
-            for _ in range(4 * self.workers):
-                client.get("/healthz")
-
-    def worker_pids(self) -> list[int]:
-        """The uvicorn worker processes (children of `audience serve` running spawn_main)."""
-        if self.process is None:
-            return []
-        pids = []
-        for child in _children(self.process.pid):
-            try:
-                cmdline = Path(f"/proc/{child}/cmdline").read_bytes()
-            except OSError:
-                continue
-            if b"spawn_main" in cmdline:
-                pids.append(child)
-        return pids
-
-    def stop(self, timeout: float = 20.0) -> None:
-        """SIGINT to `audience serve` (uvicorn stops its workers); SIGKILL if it hangs."""
-        process = self.process
-        if process is None:
-            return
-        workers = self.worker_pids()
-        self.process = None
-        if process.poll() is not None:
-            return
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            for pid in workers:
-                _kill(pid)
-            process.kill()
-            process.wait()
-
-    def log_problems(self) -> list[str]:
-        """Lines of the server log that speak of errors (tracebacks, 500s)."""
-        try:
-            lines = self.log_path.read_text(errors="replace").splitlines()
-        except OSError:
-            return []
-        markers = ("Traceback", "ERROR", "Exception", " 500 ")
-        return [line for line in lines if any(m in line for m in markers)]
+def serve(database_url: str, log_path: Path, workers: int) -> ServerProcess:
+    """A server (not started) on the benchmark's secret key, with the caller's settings."""
+    log_path.unlink(missing_ok=True)  # the helper appends; problems are read from this run's log
+    env = passed_env()
+    return ServerProcess(database_url, log_path, workers=workers, secret_key=SECRET_KEY, env=env)
 
 
-def _children(pid: int) -> list[int]:
-    found: list[int] = []
-    try:
-        tasks = list(Path(f"/proc/{pid}/task").iterdir())
-    except OSError:
-        return found
-    for task in tasks:
-        try:
-            found += [int(p) for p in (task / "children").read_text().split()]
-        except OSError:
-            continue
-    return found
+def create_lists(client: httpx.Client) -> None:
+    """The two lists that `subscribe_to_lists` names."""
+    for list_id, list_name in LISTS.items():
+        body = {"workspace_id": WORKSPACE, "id": list_id, "name": list_name}
+        response = client.post("/api/lists.create", json=body)
+        if response.status_code != 201:
+            raise RuntimeError(f"lists.create answered {response.status_code}")
 
 
-def _kill(pid: int) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGKILL)
+def log_problems(server: ServerProcess) -> list[str]:
+    """Lines of the server log that speak of errors (tracebacks, 500s)."""
+    markers = ("Traceback", "ERROR", "Exception", " 500 ")
+    return [line for line in server.log().splitlines() if any(m in line for m in markers)]
 
 
-def memory_kib(pid: int) -> dict[str, int]:
-    """VmRSS and VmHWM (peak RSS) of a process, in KiB, read from /proc."""
-    out: dict[str, int] = {}
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            key, _, value = line.partition(":")
-            if key in ("VmRSS", "VmHWM"):
-                out[key] = int(value.split()[0])
-    except OSError:
-        pass
-    return out
+def rss_kib(server: ServerProcess, key: str = "VmRSS") -> int:
+    """The largest VmRSS (or VmHWM, the peak) among the workers, in KiB."""
+    return max((memory_kib(pid).get(key, 0) for pid in server.worker_pids()), default=0)
+
+
+def reset_peak_rss(server: ServerProcess) -> None:
+    """Start each worker's VmHWM again from its current RSS (Linux: clear_refs 5)."""
+    for pid in server.worker_pids():
+        with contextlib.suppress(OSError):
+            Path(f"/proc/{pid}/clear_refs").write_text("5")

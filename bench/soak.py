@@ -15,11 +15,7 @@ from __future__ import annotations
 
 import argparse
 import graphlib
-import os
 import random
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import threading
@@ -38,51 +34,11 @@ from audience.db.engine import build_engine
 from audience.db.migrate import upgrade
 from audience.db.models import contact_lists, contacts
 from audience.db.session import transaction
+from audience.kit.server_process import ServerProcess
 from audience.workspaces import service as workspaces
+from bench.server import passed_env
 
-SECRET = "soak-secret-key"
-AUDIENCE = Path(sys.executable).with_name("audience")
-
-
-class Server:
-    """`audience serve` in its own process group."""
-
-    def __init__(self, database_url: str, workers: int, log: Path) -> None:
-        self.database_url, self.workers, self.log = database_url, workers, log
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.url = ""
-
-    def start(self) -> None:
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            port = int(sock.getsockname()[1])
-        self.url = f"http://127.0.0.1:{port}"
-        env = {
-            **os.environ,
-            "AUDIENCE_DATABASE_URL": self.database_url,
-            "AUDIENCE_SECRET_KEY": SECRET,
-            "AUDIENCE_AUTO_MIGRATE": "true",
-        }
-        command = [str(AUDIENCE), "serve", "--workers", str(self.workers), "--port", str(port)]
-        with self.log.open("ab") as log:
-            self.proc = subprocess.Popen(
-                command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-            )
-        for _ in range(600):
-            try:
-                if httpx.get(f"{self.url}/healthz", timeout=2).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-        raise SystemExit(f"server did not start; see {self.log}")
-
-    def kill(self, sig: int = signal.SIGKILL) -> None:
-        """Signal the whole process group (every worker), then reap it."""
-        if self.proc is not None:
-            os.killpg(self.proc.pid, sig)
-            self.proc.wait(timeout=60)
-            self.proc = None
+SECRET = "soak-secret-key-not-for-production-use"
 
 
 def setup(engine: Engine) -> tuple[str, str]:
@@ -101,7 +57,12 @@ def setup(engine: Engine) -> tuple[str, str]:
 
 
 def run_round(
-    args: argparse.Namespace, server: Server, engine: Engine, workspace: str, key: str, number: int
+    args: argparse.Namespace,
+    server: ServerProcess,
+    engine: Engine,
+    workspace: str,
+    key: str,
+    number: int,
 ) -> dict[str, Any]:
     """One round of overlapping imports (and maybe a kill -9), then its checks."""
     rng = random.Random(number)
@@ -116,7 +77,7 @@ def run_round(
     headers = {"Authorization": f"Bearer {key}"}
 
     def client(thread: int) -> None:
-        with httpx.Client(base_url=server.url, timeout=300) as http:
+        with httpx.Client(base_url=server.base_url, timeout=300) as http:
             for r in range(args.requests):
                 rid = f"t{thread}r{r}"
                 body = {
@@ -221,20 +182,28 @@ def main() -> int:
     engine = build_engine(Settings(database_url=database_url, secret_key=SECRET))
     upgrade(engine)
     workspace, key = setup(engine)
-    server = Server(database_url, args.workers, scratch / "server.log")
+    server = ServerProcess(
+        database_url,
+        scratch / "server.log",
+        workers=args.workers,
+        secret_key=SECRET,
+        env={**passed_env(), "AUDIENCE_AUTO_MIGRATE": "true"},
+    )
     server.start()
     headers = {"Authorization": f"Bearer {key}"}
     body = {"workspace_id": workspace, "id": "news", "name": "News"}
-    httpx.post(f"{server.url}/api/lists.create", headers=headers, json=body).raise_for_status()
+    httpx.post(f"{server.base_url}/api/lists.create", headers=headers, json=body).raise_for_status()
     started = time.monotonic()
     try:
         for number in range(args.rounds):
             summary = run_round(args, server, engine, workspace, key, number)
             print(f"round {number}: ok {summary}", flush=True)
     finally:
-        server.kill(signal.SIGTERM)
+        server.stop()
         engine.dispose()
-    print(f"{args.rounds} rounds in {time.monotonic() - started:.0f}s; server log {server.log}")
+    print(
+        f"{args.rounds} rounds in {time.monotonic() - started:.0f}s; server log {server.log_path}"
+    )
     return 0
 
 
