@@ -20,6 +20,10 @@ def _floor_name(route: Route) -> str:
     return route.label.removeprefix("floor ")
 
 
+def _column(route: Route) -> str:
+    return f"PK-only floor ({route.variant})" if route.pk_only else f"floor ({route.variant})"
+
+
 def _floors(result: SetupResult) -> list[Route]:
     return [route for route in result.routes if route.kind == "floor"]
 
@@ -111,9 +115,9 @@ def _table(result: SetupResult) -> list[str]:
     pk = any(r.pk_only for r in floors)
     out = [
         "| case | import | "
-        + " | ".join(f"floor ({_floor_name(r)})" for r in floors)
+        + " | ".join(_column(r) for r in floors)
         + f" | import ÷ floor{_floor_label(result)} (target {targets.FLOOR.text}) "
-        + f"| {targets.FLOOR_REAL.text} |"
+        + f"| real target {targets.FLOOR_REAL.text} |"
         + (" import ÷ PK-only floor (reference) |" if pk else ""),
         "|---|---:|" + "---:|" * len(floors) + "---:|:---:|" + ("---:|" if pk else ""),
     ]

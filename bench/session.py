@@ -164,7 +164,7 @@ class Session:
                 run = self.apply(live, route, case, dataset, bodies[case])
                 self.result.record(case, route, run)
                 say(
-                    f"   {case.label:<30} {route.label:<22} {run.rate:>9,.0f} contacts/s"
+                    f"   {case.label:<30} {route.label:<28} {run.rate:>9,.0f} contacts/s"
                     f"  (median {run.median_seconds * 1000:,.0f} ms)"
                 )
             if repeat == 0:

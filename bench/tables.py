@@ -36,18 +36,11 @@ def _plain(column: Column[Any]) -> Column[Any]:
     )
 
 
-_SCHEMA: dict[Tables, tuple[Table, Table]] = {
-    PROJECT: (contacts, contact_lists),
-    PK_ONLY: (
-        Table(PK_ONLY.contacts, _pk_only, *(_plain(c) for c in contacts.columns)),
-        Table(PK_ONLY.memberships, _pk_only, *(_plain(c) for c in contact_lists.columns)),
-    ),
-}
-
-
-def schema(tables: Tables) -> tuple[Table, Table]:
-    """The SQLAlchemy tables (contacts, memberships) of a set of names, to read them back."""
-    return _SCHEMA[tables]
+# Registered on _pk_only, which create_pk_only creates.
+_pk_only_tables = (
+    Table(PK_ONLY.contacts, _pk_only, *(_plain(c) for c in contacts.columns)),
+    Table(PK_ONLY.memberships, _pk_only, *(_plain(c) for c in contact_lists.columns)),
+)
 
 
 def create_pk_only(engine: Engine) -> None:

@@ -7,19 +7,18 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+import msgspec
 
-from audience.config import Settings
-from audience.db.engine import build_engine
 from audience.db.models import DATETIME_FIELDS, FIELDS, JSON_FIELDS, NUMBER_FIELDS, TEXT_FIELDS
-from audience.kit.clock import as_utc
-from bench.server import LISTS, SECRET_KEY, WORKSPACE
-from bench.tables import Tables, schema
+from bench import stored
+from bench.server import LISTS, WORKSPACE
+from bench.tables import Tables
 
 Expected = Mapping[str, Mapping[str, Any]]
 _EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 #: Wrong values kept for the report (all are counted): a broken route may get every one wrong.
 KEPT = 100_000
+_JSON_AT = [1 + FIELDS.index(name) for name in JSON_FIELDS]
 
 
 @dataclass
@@ -59,52 +58,46 @@ class Check:
 
 def check_stored(url: str, tables: Tables, expected: Expected, lists: bool) -> Check:
     """Compare every stored contact (and, with lists, every active membership) to `expected`."""
-    engine = build_engine(Settings(database_url=url, secret_key=SECRET_KEY))
-    contacts, memberships = schema(tables)
-    check = Check(expected=len(expected))
-    try:
-        with engine.connect() as conn:
-            rows = conn.execute(select(contacts).where(contacts.c.workspace_id == WORKSPACE))
-            for row in rows:
-                check.stored += 1
-                _compare(row._mapping, expected, check)
-            pairs = conn.execute(
-                select(memberships.c.email, memberships.c.list_id).where(
-                    memberships.c.workspace_id == WORKSPACE, memberships.c.status == "active"
-                )
-            )
-            stored = {(email, list_id) for email, list_id in pairs}
-    finally:
-        engine.dispose()
-    wanted = {(email, list_id) for email in expected for list_id in LISTS} if lists else set()
-    if stored != wanted:
+    rows, pairs = stored.read(url, tables, WORKSPACE)
+    check = Check(stored=len(rows), expected=len(expected))
+    wanted = {email: _canonical([email, *(v[n] for n in FIELDS)]) for email, v in expected.items()}
+    for row in rows:
+        _compare(_canonical(list(row)), wanted, check)
+    members = {(email, list_id) for email in expected for list_id in LISTS} if lists else set()
+    if pairs != members:
         check.memberships.append(
-            f"{len(stored)} active memberships, {len(wanted)} expected, "
-            f"{len(stored - wanted)} unexpected, {len(wanted - stored)} missing"
+            f"{len(pairs)} active memberships, {len(members)} expected, "
+            f"{len(pairs - members)} unexpected, {len(members - pairs)} missing"
         )
     return check
 
 
-def _compare(values: Mapping[Any, Any], expected: Expected, check: Check) -> None:
-    want = expected.get(values["email"])
+def _canonical(row: list[Any]) -> list[Any]:
+    """(email, *FIELDS) with JSON values as sorted compact JSON, so that `true` is not `1`
+    nor `1` `1.0`; aware date-times compare as instants as they are."""
+    for i in _JSON_AT:
+        if row[i] is not None:
+            row[i] = msgspec.json.encode(row[i], order="sorted")
+    return row
+
+
+def _compare(row: list[Any], wanted: Mapping[str, list[Any]], check: Check) -> None:
+    want = wanted.get(row[0])
     if want is None:
-        check.unexpected.append(values["email"])
+        check.unexpected.append(row[0])
         return
     check.matched += 1
-    for name in FIELDS:
-        if not same(name, values[name], want[name]):
+    if row == want:
+        return
+    for i, name in enumerate(FIELDS, start=1):
+        if row[i] != want[i]:
             check.wrong_count += 1
             if len(check.wrong) < KEPT:
-                check.wrong.append((values["email"], name, values[name], want[name]))
+                check.wrong.append((row[0], name, _shown(row[i]), _shown(want[i])))
 
 
-def same(name: str, stored: Any, expected: Any) -> bool:
-    """Equal as the database means it: date-times as instants, everything else exactly."""
-    if stored is None or expected is None:
-        return stored is None and expected is None
-    if name in DATETIME_FIELDS:
-        return bool(as_utc(stored) == as_utc(expected))
-    return bool(stored == expected)
+def _shown(value: Any) -> Any:
+    return value.decode() if isinstance(value, bytes) else value
 
 
 def self_test(url: str, tables: Tables, expected: Expected) -> list[str]:
