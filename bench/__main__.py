@@ -1,4 +1,4 @@
-"""`python -m bench [--quick]`: see bench/run.py."""
+"""`python -m bench [--quick]`: see bench/README.md and bench/run.py."""
 
 from __future__ import annotations
 
