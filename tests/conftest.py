@@ -29,7 +29,7 @@ from audience.db.models import metadata
 from audience.db.session import transaction
 from audience.workspaces import service as workspaces
 
-SECRET = "test-secret-key"
+SECRET = "test-secret-key-of-at-least-32-characters"
 PG_URL = os.environ.get("AUDIENCE_TEST_DATABASE_URL", "")
 REQUIRE_PG = os.environ.get("AUDIENCE_REQUIRE_POSTGRES") == "1"
 BACKENDS = ["sqlite", "postgres"]

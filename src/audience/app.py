@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 import gc
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from sqlalchemy import text
 
 from audience import __version__
 from audience.config import Settings
 from audience.contacts.router import router as contacts_router
 from audience.db.engine import build_engine
+from audience.kit import metrics
 from audience.kit.memory import return_large_buffers_to_the_os
 from audience.lists.router import router as lists_router
+from audience.web.access import EdgeMiddleware
 from audience.web.errors import install_error_handlers
 from audience.web.guard import RequestGuardMiddleware
 from audience.web.openapi import install_docs
@@ -35,6 +38,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool | None = None)
         app.state.settings = settings
         app.state.engine = engine
         app.state.secret_key = settings.resolved_secret_key()
+        app.state.import_slots = threading.BoundedSemaphore(settings.max_concurrent_imports)
         try:
             yield
         finally:
@@ -49,6 +53,11 @@ def create_app(settings: Settings | None = None, *, migrate: bool | None = None)
         redoc_url=None,
     )
     app.add_middleware(RequestGuardMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        EdgeMiddleware,
+        max_concurrent=settings.max_concurrent_requests,
+        access_log=settings.access_log,
+    )
     install_error_handlers(app)
     app.include_router(contacts_router)
     app.include_router(lists_router)
@@ -64,6 +73,14 @@ def create_app(settings: Settings | None = None, *, migrate: bool | None = None)
         except Exception:
             return JSONResponse({"error": "database unavailable"}, status_code=503)
         return JSONResponse({"status": "ok"})
+
+    if settings.metrics:
+
+        @app.get("/metrics", include_in_schema=False)
+        def prometheus() -> Response:
+            """Every worker's samples in the Prometheus text format."""
+            body, content_type = metrics.exposition()
+            return Response(body, media_type=content_type)
 
     return app
 

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
 import uvicorn
+from pydantic import ValidationError
 from sqlalchemy import Connection
 
 from audience.api_keys import service as api_keys
@@ -20,6 +24,7 @@ from audience.db.session import transaction
 from audience.errors import AppError
 from audience.file_client.command import import_file
 from audience.kit.clock import isoformat_utc
+from audience.web.logs import log_config
 from audience.workspaces import service as workspaces
 
 app = typer.Typer(help="Audience: a self-hosted contacts service.", no_args_is_help=True)
@@ -31,7 +36,7 @@ app.add_typer(workspace_app, name="workspace")
 app.add_typer(key_app, name="key")
 
 
-def fail(message: str, code: int = 1) -> None:
+def fail(message: str, code: int = 1) -> NoReturn:
     typer.echo(f"error: {message}", err=True)
     raise typer.Exit(code)
 
@@ -39,7 +44,7 @@ def fail(message: str, code: int = 1) -> None:
 @contextmanager
 def database(*, write: bool) -> Iterator[tuple[Settings, Connection]]:
     """Settings and one transaction, the schema brought up to date first when AUTO_MIGRATE."""
-    settings = Settings()
+    settings = load_settings()
     engine = build_engine(settings)
     try:
         if settings.auto_migrate:
@@ -58,36 +63,72 @@ def serve(
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
     workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 1,
 ) -> None:
-    """Serve the HTTP API."""
-    settings = Settings()
+    """Serve the HTTP API (behind a TLS reverse proxy when exposed: see the README)."""
+    settings = load_settings()
     try:
         settings.resolved_secret_key()
+        if settings.auto_migrate:
+            _migrate(settings)
     except AppError as exc:
         fail(exc.message)
-    if settings.auto_migrate:
-        engine = build_engine(settings)
-        upgrade(engine)
-        engine.dispose()
-    uvicorn.run(
-        "audience.app:worker_app",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        log_level="info",
-        access_log=False,
-    )
+    with _metrics_folder(settings):
+        uvicorn.run(
+            "audience.app:worker_app",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            # The limits uvicorn lacks (head size and count, slow heads and bodies) are added
+            # by our protocol (web/protocol.py); concurrency is bounded by web/access.py.
+            http="audience.web.protocol:GuardedHttpToolsProtocol",
+            loop="uvloop",
+            timeout_keep_alive=int(settings.keepalive_timeout_seconds),
+            timeout_graceful_shutdown=int(settings.shutdown_timeout_seconds),
+            log_config=log_config(settings.log_format),
+            access_log=False,
+            server_header=False,
+        )
 
 
-@db_app.command("upgrade")
-def db_upgrade() -> None:
-    """Apply every pending schema migration."""
-    settings = Settings()
+@contextmanager
+def _metrics_folder(settings: Settings) -> Iterator[None]:
+    """A fresh folder where every worker writes its metrics (prometheus multiprocess mode)."""
+    if not settings.metrics:
+        yield
+        return
+    folder = tempfile.mkdtemp(prefix="audience-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = folder  # kit/metrics.py reads it in each worker
+    try:
+        yield
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _migrate(settings: Settings) -> None:
     engine = build_engine(settings)
     try:
         upgrade(engine)
     finally:
         engine.dispose()
+
+
+def load_settings() -> Settings:
+    """The settings from the environment, or a clear message naming the bad variable."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        name = "AUDIENCE_" + str(first["loc"][0]).upper() if first.get("loc") else "a setting"
+        fail(f"{name}: {first['msg']}", code=2)
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Apply every pending schema migration (safe to run from several processes at once)."""
+    try:
+        _migrate(load_settings())
+    except AppError as exc:
+        fail(exc.message)
     typer.echo("database schema is up to date")
 
 

@@ -32,11 +32,14 @@ def current_caller(
     _credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Caller:
     state = request.app.state
-    return service.authenticate(
+    caller = service.authenticate(
         state.engine,
         authorization=request.headers.get("authorization"),
         secret_key=state.secret_key,
     )
+    request.state.workspace_id = caller.workspace_id  # for the access log
+    request.state.key_id = caller.key_id
+    return caller
 
 
 CurrentCaller = Annotated[Caller, Depends(current_caller)]

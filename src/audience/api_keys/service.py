@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Iterable
@@ -10,8 +11,8 @@ from sqlalchemy import Connection, Engine
 
 from audience.api_keys.repository import KeyRepository
 from audience.api_keys.schemas import ApiKey, Caller, NewKey, Permission
-from audience.db.session import transaction
-from audience.errors import AppError, BadRequest, Forbidden, NotFound, Unauthorized
+from audience.db.session import busy_skips, transaction
+from audience.errors import AppError, BadRequest, DatabaseBusy, Forbidden, NotFound, Unauthorized
 from audience.kit import crypto
 from audience.kit.clock import utcnow
 from audience.workspaces import service as workspaces
@@ -129,5 +130,6 @@ def _record_use(engine: Engine, key: ApiKey) -> None:
     stored = key.last_used_at
     if stored is not None and (wall - stored).total_seconds() < LAST_USED_RESOLUTION_SECONDS:
         return
-    with transaction(engine, write=True) as conn:
+    # Best effort: skipped, not waited for, while another request holds the write lock.
+    with contextlib.suppress(DatabaseBusy), busy_skips(engine) as conn:
         KeyRepository(conn, key.workspace_id).touch(key.id, wall)

@@ -210,11 +210,13 @@ class ContactRepository:
 
     # --- single contacts --------------------------------------------------------------------------
 
-    def get(self, email: str) -> Contact | None:
+    def get(self, email: str, *, lock: bool = False) -> Contact | None:
+        """The contact; with `lock`, its row is locked FOR UPDATE until the transaction ends
+        (contacts come before memberships in the lock order of every write)."""
         query = _CONTACT_SELECT.where(
             contacts.c.workspace_id == self.workspace_id, contacts.c.email == email
         )
-        row = self.conn.execute(query).first()
+        row = self.conn.execute(query.with_for_update() if lock else query).first()
         return None if row is None else _contact(row)
 
     def get_by_external_id(self, external_id: str) -> Contact | None:
@@ -230,18 +232,22 @@ class ContactRepository:
         return None if row is None else _contact(row)
 
     def delete(self, email: str) -> bool:
+        """Delete a contact and its memberships, locking the contact row first (the lock
+        order every write shares: the contact, then its memberships)."""
+        if self.get(email, lock=True) is None:
+            return False
         self.conn.execute(
             delete(contact_lists).where(
                 contact_lists.c.workspace_id == self.workspace_id,
                 contact_lists.c.email == email,
             )
         )
-        result = self.conn.execute(
+        self.conn.execute(
             delete(contacts).where(
                 contacts.c.workspace_id == self.workspace_id, contacts.c.email == email
             )
         )
-        return bool(result.rowcount)
+        return True
 
     def count(self) -> int:
         query = select(func.count()).where(contacts.c.workspace_id == self.workspace_id)

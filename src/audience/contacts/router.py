@@ -6,10 +6,12 @@ documented order and the contacts stay undecoded JSON until the service validate
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterator
 from typing import Annotated
 
 import msgspec
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 
 from audience.api_keys.auth import ContactsRead, ContactsWrite, CurrentCaller, ListsWrite
 from audience.contacts import service
@@ -24,16 +26,17 @@ from audience.contacts.schemas import (
     CountResponse,
     DeleteContactRequest,
     ImportEnvelope,
+    ImportLimits,
     ImportRequest,
     UpdateStatusRequest,
     UpsertContactRequest,
     UpsertContactResponse,
     UpsertEnvelope,
 )
-from audience.errors import BadRequest
+from audience.errors import BadRequest, ServiceUnavailable
+from audience.kit import metrics
 from audience.schemas import SuccessResponse
 from audience.web.bodies import (
-    BodyRoute,
     DocumentedBody,
     JsonBody,
     RawBody,
@@ -41,11 +44,29 @@ from audience.web.bodies import (
     scope_to_workspace,
 )
 from audience.web.deps import ReadDb, SettingsDep, WriteDb
+from audience.web.routing import ApiRoute
 
-router = APIRouter(prefix="/api", tags=["contacts"], route_class=BodyRoute)
+router = APIRouter(prefix="/api", tags=["contacts"], route_class=ApiRoute)
 
 
 # --- parsing the import and upsert bodies (docs/import.md, request errors, in their order) ------
+
+
+def _import_slot(request: Request, _caller: CurrentCaller, settings: SettingsDep) -> Iterator[None]:
+    """One of this worker's import slots: at most AUDIENCE_MAX_CONCURRENT_IMPORTS bodies are
+    read and decoded at once (their memory is the worker's), the others wait a little, then
+    503. Taken after authentication, so that no anonymous request holds one."""
+    slots: threading.BoundedSemaphore = request.app.state.import_slots
+    if not slots.acquire(timeout=settings.import_wait_seconds):
+        metrics.REFUSED.labels("concurrent_imports").inc()
+        raise ServiceUnavailable("too many imports in progress, retry later")
+    try:
+        yield
+    finally:
+        slots.release()
+
+
+ImportSlot = Annotated[None, Depends(_import_slot, scope="function")]
 
 
 class ImportBody(DocumentedBody):
@@ -54,7 +75,7 @@ class ImportBody(DocumentedBody):
 
     model = BatchImportContactsRequest
 
-    def __call__(self, caller: CurrentCaller, body: RawBody) -> ImportRequest:
+    def __call__(self, caller: CurrentCaller, _slot: ImportSlot, body: RawBody) -> ImportRequest:
         envelope = decode_json(body, ImportEnvelope)
         workspace_id = scope_to_workspace(caller, msgspec.json.decode(envelope.workspace_id))
         return ImportRequest(
@@ -126,9 +147,12 @@ def import_contacts(
 
     One operation per input contact, in order; invalid contacts are reported and skipped.
     """
-    operations = service.import_contacts(
-        db, caller=caller, request=request, max_contacts=settings.max_contacts_per_import
+    limits = ImportLimits(
+        max_contacts=settings.max_contacts_per_import,
+        max_lists=settings.max_lists_per_import,
+        max_memberships=settings.max_memberships_per_import,
     )
+    operations = service.import_contacts(db, caller=caller, request=request, limits=limits)
     payload = msgspec.json.encode({"operations": operations, "error": None})
     return Response(payload, media_type="application/json")
 

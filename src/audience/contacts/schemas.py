@@ -55,6 +55,14 @@ class ImportRequest(msgspec.Struct):
     subscribe_to_lists: list[str]
 
 
+class ImportLimits(msgspec.Struct, frozen=True):
+    """The bounds of one import request (Settings: AUDIENCE_MAX_*)."""
+
+    max_contacts: int = 10_000
+    max_lists: int = 100
+    max_memberships: int = 200_000
+
+
 AwareDateTime = Annotated[datetime, msgspec.Meta(tz=True)]
 
 
@@ -63,13 +71,15 @@ def _contact_struct() -> type[msgspec.Struct]:
     fields += [(name, str | None | UnsetType, UNSET) for name in TEXT_FIELDS]
     fields += [(name, float | None | UnsetType, UNSET) for name in NUMBER_FIELDS]
     fields += [(name, AwareDateTime | None | UnsetType, UNSET) for name in DATETIME_FIELDS]
-    fields += [(name, dict[str, Any] | list[Any] | None | UnsetType, UNSET) for name in JSON_FIELDS]
+    # JSON values stay undecoded (Raw, null included): validation checks their bytes.
+    fields += [(name, msgspec.Raw, UNSET) for name in JSON_FIELDS]
     # gc=False: decoded JSON holds no reference cycles, and 10,000 tracked structs per
     # request would only feed the cycle collector.
     return msgspec.defstruct("ContactStruct", fields, gc=False)
 
 
-#: One decoded contact: every field UNSET (absent), None (null) or a typed value.
+#: One decoded contact: every field UNSET (absent), None (null) or a typed value; custom_json
+#: fields UNSET or their raw JSON (`null` included).
 ContactStruct = _contact_struct()
 
 

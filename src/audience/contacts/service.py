@@ -13,6 +13,7 @@ from audience.contacts.repository import ContactRepository
 from audience.contacts.schemas import (
     Contact,
     ContactListQuery,
+    ImportLimits,
     ImportRequest,
     Membership,
     Operation,
@@ -25,17 +26,18 @@ from audience.kit.pagination import decode_cursor, encode_cursor
 from audience.lists import service as lists
 
 LISTS_WRITE_REQUIRED = "write access to lists required when subscribe_to_lists is provided"
+TOO_MANY_MEMBERSHIPS = "too many memberships in one request (contacts × lists > {})"  # noqa: RUF001
 
 
 def import_contacts(
-    conn: Connection, *, caller: Caller, request: ImportRequest, max_contacts: int
+    conn: Connection, *, caller: Caller, request: ImportRequest, limits: ImportLimits
 ) -> list[Operation]:
     """Create or update every valid contact, in input order, in the caller's transaction.
 
     The request-level rules run first, in the documented order; the contacts are then
     validated before the first statement, so that nothing is locked while Python works.
     """
-    _check_import(caller, request, max_contacts)
+    _check_import(caller, request, limits)
     checked = validate_batch(request.contacts)
     list_statuses = _new_membership_statuses(conn, caller.workspace_id, request.subscribe_to_lists)
     batch = checked.batch
@@ -52,10 +54,15 @@ def import_contacts(
     return operations
 
 
-def _check_import(caller: Caller, request: ImportRequest, max_contacts: int) -> None:
+def _check_import(caller: Caller, request: ImportRequest, limits: ImportLimits) -> None:
     """The request-level rules that need no database, in their documented order."""
-    if len(request.contacts) > max_contacts:
-        raise BadRequest(f"contacts array exceeds the maximum of {max_contacts}")
+    contacts, lists_given = len(request.contacts), len(request.subscribe_to_lists)
+    if contacts > limits.max_contacts:
+        raise BadRequest(f"contacts array exceeds the maximum of {limits.max_contacts}")
+    if lists_given > limits.max_lists:
+        raise BadRequest(f"subscribe_to_lists exceeds the maximum of {limits.max_lists}")
+    if contacts * lists_given > limits.max_memberships:
+        raise BadRequest(TOO_MANY_MEMBERSHIPS.format(limits.max_memberships))
     if request.subscribe_to_lists:
         api_keys.require(caller, Permission.LISTS_WRITE, LISTS_WRITE_REQUIRED, error=BadRequest)
     api_keys.require(caller, Permission.CONTACTS_WRITE, error=BadRequest)
@@ -134,7 +141,7 @@ def update_membership_status(
     """Set the status of an existing membership."""
     normalized = _lookup_email(email)
     repo = ContactRepository(conn, workspace_id)
-    if repo.get(normalized) is None:
+    if repo.get(normalized, lock=True) is None:
         raise NotFound(f"contact not found: {normalized}")
     lists.get_list(conn, workspace_id=workspace_id, list_id=list_id)
     if repo.membership(normalized, list_id) is None:
@@ -157,7 +164,7 @@ def _new_membership_statuses(
     """{list id: status of a new membership}; `list not found: <id>` for an unknown list."""
     if not list_ids:
         return {}
-    double_optin = lists.double_optin_of(conn, workspace_id=workspace_id, list_ids=list_ids)
+    double_optin = lists.lock_for_subscribe(conn, workspace_id=workspace_id, list_ids=list_ids)
     return {
         list_id: MembershipStatus.PENDING if optin else MembershipStatus.ACTIVE
         for list_id, optin in double_optin.items()

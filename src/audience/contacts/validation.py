@@ -273,31 +273,47 @@ def _datetime(name: str, value: datetime) -> datetime:
         raise ContactError(f"{name}: date-time out of range in UTC") from None
 
 
-def _json(name: str, value: dict[str, Any] | list[Any]) -> str:
-    encoded = msgspec.json.encode(value)
+_NULL = b"null"
+_JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"')
+_EMPTY_PAIR = re.compile(rb"\{\}|\[\]")
+_NOT_A_BRACKET = bytes(b for b in range(256) if b not in b"[]{}")
+#: A number that may not fit a double (an exponent, or 309 digits and more).
+_MAYBE_HUGE = re.compile(rb"\d[eE]|\d{309}")
+
+
+def _json(name: str, raw: msgspec.Raw) -> str | None:
+    """The compact JSON text of a custom_json value, checked on its bytes alone: no Python
+    object is built from it (a 32 MiB body of JSON values costs no more than its bytes)."""
+    text = msgspec.json.format(raw, indent=-1)
+    if text == _NULL:
+        return None
+    if text[:1] not in (b"{", b"["):
+        raise ContactError(f"{name}: expected a JSON object or array")
     # Counting brackets (strings included) bounds the depth from above, cheaply.
-    may_be_deep = encoded.count(b"[") + encoded.count(b"{") > JSON_MAX_DEPTH
-    if may_be_deep and _depth(value) > JSON_MAX_DEPTH:
+    may_be_deep = text.count(b"[") + text.count(b"{") > JSON_MAX_DEPTH
+    if may_be_deep and _depth(text) > JSON_MAX_DEPTH:
         raise ContactError(f"{name}: nested deeper than {JSON_MAX_DEPTH} levels")
-    if len(encoded) > JSON_MAX_BYTES:
+    if len(text) > JSON_MAX_BYTES:
         raise ContactError(f"{name}: larger than {JSON_MAX_BYTES} bytes")
-    if b"\\u0000" in encoded:
+    if b"\\u0000" in text:
         raise ContactError(f"{name}: must not contain NUL characters")
-    return encoded.decode()
+    if _MAYBE_HUGE.search(text):
+        try:
+            msgspec.json.decode(text)  # every reader must get finite numbers back
+        except msgspec.ValidationError:
+            raise ContactError(f"{name}: number out of range (must be a finite number)") from None
+    return text.decode()
 
 
-def _depth(value: Any) -> int:
-    """Nesting depth of a JSON value (a scalar is 0), stopping once past the limit."""
-    deepest = 0
-    stack: list[tuple[Any, int]] = [(value, 1)]
-    while stack:
-        node, level = stack.pop()
-        deepest = max(deepest, level)
-        if level > JSON_MAX_DEPTH:
-            break
-        children = node.values() if isinstance(node, dict) else node
-        stack.extend((c, level + 1) for c in children if isinstance(c, dict | list))
-    return deepest
+def _depth(text: bytes) -> int:
+    """Nesting depth of compact JSON, stopping once past the limit: with the strings cut out
+    and only the brackets kept, each pass removes the innermost (empty) pairs, all in C."""
+    brackets = _JSON_STRING.sub(b"", text).translate(None, _NOT_A_BRACKET)
+    depth = 0
+    while brackets and depth <= JSON_MAX_DEPTH:
+        brackets = _EMPTY_PAIR.sub(b"", brackets)
+        depth += 1
+    return depth
 
 
 @lru_cache(maxsize=1)
@@ -338,16 +354,13 @@ def _datetime_column(name: str, column: _Column, failed: dict[int, str]) -> _Col
         ]
 
 
-_CONTAINERS = (dict, list)
-
-
 def _json_column(name: str, column: _Column, failed: dict[int, str]) -> _Column:
     try:
-        return [_json(name, v) if v.__class__ in _CONTAINERS else v for v in column]
+        return [_json(name, v) if v.__class__ is msgspec.Raw else v for v in column]
     except ContactError:
         _blame(name, column, failed, _json)
         return [
-            _json(name, v) if v.__class__ in _CONTAINERS and i not in failed else v
+            _json(name, v) if v.__class__ is msgspec.Raw and i not in failed else v
             for i, v in enumerate(column)
         ]
 

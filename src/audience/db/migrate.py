@@ -1,16 +1,29 @@
-"""Bring a database's schema up to date with the one Alembic history."""
+"""Bring a database's schema up to date with the one Alembic history.
+
+Any number of processes may start at once (several `audience serve` with auto-migrate, a
+`db upgrade` beside them): migrations are serialised, by a transaction-scoped advisory lock on
+PostgreSQL and by an exclusive lock on a file beside the database on SQLite, so one process
+migrates and the others then find the schema up to date.
+"""
 
 from __future__ import annotations
 
+import fcntl
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 
+from audience.db.engine import create_private_file
 from audience.db.session import transaction
 
 MIGRATIONS = Path(__file__).with_name("migrations")
+#: The advisory lock key that every Audience process migrating a database agrees on.
+MIGRATION_LOCK = 0x61756469656E6365  # "audience"
 
 
 def alembic_config() -> Config:
@@ -21,8 +34,27 @@ def alembic_config() -> Config:
 
 
 def upgrade(engine: Engine) -> None:
-    """Apply every pending migration (idempotent)."""
+    """Apply every pending migration (idempotent; safe to run from several processes)."""
     config = alembic_config()
-    with transaction(engine, write=True) as conn:
+    with _sqlite_lock(engine), transaction(engine, write=True) as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
         config.attributes["connection"] = conn
         command.upgrade(config, "head")
+
+
+@contextmanager
+def _sqlite_lock(engine: Engine) -> Iterator[None]:
+    """An exclusive lock on `<database>.migrate.lock` (SQLite files only)."""
+    database = engine.url.database if engine.dialect.name == "sqlite" else None
+    if not database or database == ":memory:":
+        yield
+        return
+    path = f"{database}.migrate.lock"
+    create_private_file(path)
+    fd = os.open(path, os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -11,6 +11,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from audience.db.models import contact_lists, lists
+from audience.db.sql import among
 from audience.kit.clock import as_utc
 from audience.lists.schemas import ListRecord
 
@@ -41,9 +42,19 @@ class ListRepository:
         row = self.conn.execute(query).first()
         return None if row is None else _record(row)
 
-    def get_many(self, list_ids: Iterable[str]) -> dict[str, ListRecord]:
-        query = select(lists).where(
-            lists.c.workspace_id == self.workspace_id, lists.c.id.in_(list(list_ids))
+    def lock_for_subscribe(self, list_ids: Sequence[str]) -> dict[str, ListRecord]:
+        """The lists among these ids, each locked FOR KEY SHARE until the transaction ends,
+        so that none can be deleted while memberships of it are being written (a delete
+        waits; SQLite has one writer at a time anyway). Lists come first in the lock order
+        of every write (docs/reliability.md)."""
+        query = (
+            select(lists)
+            .where(
+                lists.c.workspace_id == self.workspace_id,
+                among(lists.c.id, list_ids, self.conn.dialect.name),
+            )
+            .order_by(lists.c.id)
+            .with_for_update(key_share=True)
         )
         return {row.id: _record(row) for row in self.conn.execute(query)}
 
@@ -76,7 +87,17 @@ class ListRepository:
         return None if row is None else _record(row)
 
     def delete(self, list_id: str) -> bool:
-        """Delete a list and its memberships; False when it did not exist."""
+        """Delete a list and its memberships; False when it did not exist.
+
+        The list row is locked first (the lock order of every write: lists, then contacts,
+        then memberships); an import subscribing to it holds it FOR KEY SHARE, so the delete
+        waits for that import to commit and then removes the memberships it wrote.
+        """
+        locked = select(lists.c.id).where(
+            lists.c.workspace_id == self.workspace_id, lists.c.id == list_id
+        )
+        if self.conn.execute(locked.with_for_update()).first() is None:
+            return False
         # Memberships are removed explicitly too, so nothing relies on FK cascades being on.
         self.conn.execute(
             delete(contact_lists).where(
@@ -84,7 +105,7 @@ class ListRepository:
                 contact_lists.c.list_id == list_id,
             )
         )
-        result = self.conn.execute(
+        self.conn.execute(
             delete(lists).where(lists.c.workspace_id == self.workspace_id, lists.c.id == list_id)
         )
-        return bool(result.rowcount)
+        return True

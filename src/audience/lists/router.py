@@ -17,10 +17,11 @@ from audience.lists.schemas import (
     UpdateListRequest,
 )
 from audience.schemas import SuccessResponse
-from audience.web.bodies import BodyRoute, JsonBody
+from audience.web.bodies import JsonBody
 from audience.web.deps import ReadDb, WriteDb
+from audience.web.routing import ApiRoute
 
-router = APIRouter(prefix="/api", tags=["lists"], route_class=BodyRoute)
+router = APIRouter(prefix="/api", tags=["lists"], route_class=ApiRoute)
 
 CreateBody = Annotated[CreateListRequest, Depends(JsonBody(CreateListRequest))]
 UpdateBody = Annotated[UpdateListRequest, Depends(JsonBody(UpdateListRequest))]

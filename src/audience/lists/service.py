@@ -68,12 +68,13 @@ def delete_list(conn: Connection, *, workspace_id: str, list_id: str) -> None:
         raise NotFound(f"list not found: {list_id}")
 
 
-def double_optin_of(
+def lock_for_subscribe(
     conn: Connection, *, workspace_id: str, list_ids: Iterable[str]
 ) -> dict[str, bool]:
-    """{list id: is_double_optin}; `list not found: <id>` for the first unknown id."""
+    """{list id: is_double_optin}, each list locked against deletion until the transaction
+    ends; `list not found: <id>` for the first unknown id, in the order given."""
     wanted = list(dict.fromkeys(list_ids))
-    found = ListRepository(conn, workspace_id).get_many(wanted)
+    found = ListRepository(conn, workspace_id).lock_for_subscribe(wanted)
     for list_id in wanted:
         if list_id not in found:
             raise BadRequest(f"list not found: {list_id}")

@@ -1,8 +1,8 @@
 """Request bodies: read after authentication, JSON by Content-Type, decoded by our rules.
 
 A route declares its body by taking a `JsonBody(Model)` dependency (or another
-`DocumentedBody`): the same object parses the body and, through `BodyRoute`, documents it
-as the route's request body in /openapi.json.
+`DocumentedBody`): the same object parses the body and, through `ApiRoute` (routing.py),
+documents it as the route's request body in /openapi.json.
 """
 
 from __future__ import annotations
@@ -11,8 +11,6 @@ from typing import Annotated, Any, Generic, TypeVar
 
 import msgspec
 from fastapi import Depends, Request
-from fastapi.dependencies.models import Dependant
-from fastapi.routing import APIRoute
 from pydantic import BaseModel, ValidationError
 
 from audience.api_keys import service as api_keys
@@ -114,27 +112,3 @@ class JsonBody(DocumentedBody, Generic[M]):
             return self.model.model_validate(data)  # type: ignore[return-value]
         except ValidationError as exc:
             raise BadRequest(describe_validation_error(exc.errors())) from None
-
-
-class BodyRoute(APIRoute):
-    """An APIRoute whose OpenAPI request body is the model of its `DocumentedBody`
-    dependency (web/openapi.py moves the model's schema into the components)."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        model = _documented_model(self.dependant)
-        if model is not None:
-            schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
-            content = {"application/json": {"schema": schema}}
-            body = {"requestBody": {"required": True, "content": content}}
-            self.openapi_extra = {**body, **(self.openapi_extra or {})}
-
-
-def _documented_model(dependant: Dependant) -> type[BaseModel] | None:
-    for sub in dependant.dependencies:
-        if isinstance(sub.call, DocumentedBody):
-            return sub.call.model
-        found = _documented_model(sub)
-        if found is not None:
-            return found
-    return None

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import logging
+
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 from audience.errors import AppError
 from audience.web.bodies import describe_validation_error
+
+logger = logging.getLogger("audience.errors")
 
 
 def error_response(exc: AppError) -> JSONResponse:
@@ -35,10 +40,25 @@ def install_error_handlers(app: FastAPI) -> None:
             {"error": str(message)}, status_code=exc.status_code, headers=exc.headers
         )
 
+    async def on_disconnect(request: Request, _exc: Exception) -> Response:
+        request_id = request.scope.get("state", {}).get("request_id", b"-")
+        logger.warning(
+            "client disconnected before its request was read: %s %s (request_id=%s)",
+            request.method,
+            request.url.path,
+            request_id.decode() if isinstance(request_id, bytes) else request_id,
+        )
+        return Response(status_code=400)  # nobody is left to read it
+
     async def on_unexpected(_request: Request, _exc: Exception) -> JSONResponse:
-        return JSONResponse({"error": "internal server error"}, status_code=500)
+        return unexpected_response()
 
     app.add_exception_handler(AppError, on_app_error)
     app.add_exception_handler(RequestValidationError, on_validation_error)
     app.add_exception_handler(StarletteHTTPException, on_http_error)
+    app.add_exception_handler(ClientDisconnect, on_disconnect)
     app.add_exception_handler(Exception, on_unexpected)
+
+
+def unexpected_response() -> JSONResponse:
+    return JSONResponse({"error": "internal server error"}, status_code=500)
