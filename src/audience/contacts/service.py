@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 
 import msgspec
@@ -21,6 +22,7 @@ from audience.contacts.schemas import (
 from audience.contacts.validation import ContactError, normalize_email, validate_batch
 from audience.db.models import MembershipStatus
 from audience.errors import BadRequest, NotFound
+from audience.kit import metrics
 from audience.kit.clock import utcnow
 from audience.kit.pagination import decode_cursor, encode_cursor
 from audience.lists import service as lists
@@ -51,7 +53,18 @@ def import_contacts(
         operations[batch.first_index[position]].action = "create"
     if list_statuses:
         repo.subscribe(batch.emails, list_statuses, now)
+    _count(operations)
     return operations
+
+
+def _count(operations: list[Operation]) -> None:
+    """The metrics of an import: contacts written by action, contacts rejected."""
+    actions = Counter(op.action for op in operations)
+    for action in ("create", "update"):
+        if actions[action]:
+            metrics.CONTACTS_WRITTEN.labels(action).inc(actions[action])
+    if actions["error"]:
+        metrics.ROWS_REJECTED.inc(actions["error"])
 
 
 def _check_import(caller: Caller, request: ImportRequest, limits: ImportLimits) -> None:
@@ -74,7 +87,9 @@ def upsert_contact(conn: Connection, *, workspace_id: str, contact: msgspec.Raw)
     if checked.errors:
         raise BadRequest(checked.errors[0])
     created = ContactRepository(conn, workspace_id).upsert_many(checked.batch, utcnow())
-    return Operation(0, checked.emails[0], "create" if created else "update")
+    operation = Operation(0, checked.emails[0], "create" if created else "update")
+    _count([operation])
+    return operation
 
 
 def get_by_email(

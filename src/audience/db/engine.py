@@ -17,6 +17,7 @@ from sqlalchemy.engine import ExceptionContext
 
 from audience.config import Settings
 from audience.db.errors import translate
+from audience.kit import metrics
 
 #: Execution option that asks SQLite for a write transaction (BEGIN IMMEDIATE), so that a
 #: writer waits its turn on busy_timeout instead of failing with "database is locked".
@@ -34,6 +35,8 @@ def build_engine(settings: Settings) -> Engine:
     """The one engine of a process, configured for its dialect."""
     engine = _sqlite_engine(settings) if settings.is_sqlite else _postgres_engine(settings)
     event.listen(engine, "handle_error", _translate_error)
+    event.listen(engine, "checkout", lambda *_: metrics.POOL_IN_USE.inc())
+    event.listen(engine, "checkin", lambda *_: metrics.POOL_IN_USE.dec())
     return engine
 
 

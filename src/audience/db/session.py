@@ -11,6 +11,7 @@ from sqlalchemy import exc as sa_exc
 
 from audience.db.engine import SQLITE_NO_WAIT, SQLITE_WRITE
 from audience.errors import DatabaseBusy
+from audience.kit import metrics
 
 
 @contextmanager
@@ -21,6 +22,7 @@ def transaction(engine: Engine, *, write: bool) -> Iterator[Connection]:
     try:
         connection = engine.connect()
     except sa_exc.TimeoutError:
+        metrics.POOL_WAITS.inc()
         raise DatabaseBusy() from None
     with connection as conn:
         if write:

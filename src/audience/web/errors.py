@@ -10,7 +10,8 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
-from audience.errors import AppError
+from audience.errors import AppError, DatabaseBusy
+from audience.kit import metrics
 from audience.web.bodies import describe_validation_error
 
 logger = logging.getLogger("audience.errors")
@@ -27,6 +28,8 @@ def install_error_handlers(app: FastAPI) -> None:
 
     async def on_app_error(_request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, AppError)
+        if isinstance(exc, DatabaseBusy):
+            metrics.REFUSED.labels("database_busy").inc()
         return error_response(exc)
 
     async def on_validation_error(_request: Request, exc: Exception) -> JSONResponse:

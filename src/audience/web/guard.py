@@ -5,6 +5,7 @@ from __future__ import annotations
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from audience.errors import AppError, BadRequest, PayloadTooLarge
+from audience.kit import metrics
 from audience.web.errors import error_response
 
 
@@ -32,6 +33,7 @@ class RequestGuardMiddleware:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_bytes:
+                    metrics.REFUSED.labels("body_bytes").inc()
                     raise PayloadTooLarge("request body too large")
             return message
 
@@ -47,5 +49,6 @@ class RequestGuardMiddleware:
             if not value.isdigit():
                 return BadRequest("invalid Content-Length header")
             if int(value) > self.max_bytes:
+                metrics.REFUSED.labels("body_bytes").inc()
                 return PayloadTooLarge("request body too large")
         return None

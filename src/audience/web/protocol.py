@@ -26,6 +26,7 @@ from typing import Any
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from audience.config import Settings
+from audience.kit import metrics
 
 _HEAD_END = b"\r\n\r\n"
 
@@ -96,6 +97,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             return
         if self._reading_head and not self._head_fits(data):
             self._refuse(431, "Request Header Fields Too Large", "request headers too large")
+            metrics.REFUSED.labels("header_bytes").inc()
             return
         super().data_received(data)
 
@@ -121,6 +123,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._cancel(self._head_timer)
         if self._header_count > self._limits.max_header_count:
             self._refuse(431, "Request Header Fields Too Large", "too many request headers")
+            metrics.REFUSED.labels("header_count").inc()
             return
         super().on_headers_complete()
         if self._has_body():
@@ -152,12 +155,14 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     def _head_late(self) -> None:
         if self._reading_head and not self.transport.is_closing():
             self._refuse(408, "Request Timeout", "request headers not received in time")
+            metrics.REFUSED.labels("header_timeout").inc()
 
     def _body_late(self) -> None:
         cycle = self.cycle
         if cycle is None or cycle.response_started or self.transport.is_closing():
             return
         self._refuse(408, "Request Timeout", "request body not received in time")
+        metrics.REFUSED.labels("body_timeout").inc()
 
     def _refuse(self, status: int, reason: str, message: str) -> None:
         self._refused = True
