@@ -7,13 +7,16 @@ BatchImportContactsRequest, ContactInput, UpsertContactOperation, ...
 
 from __future__ import annotations
 
+import zoneinfo
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from functools import lru_cache
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeAlias, Union
 
 import msgspec
 from msgspec import UNSET, UnsetType
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
+from typing_extensions import TypeAliasType
 
 from audience.db.models import (
     DATETIME_FIELDS,
@@ -21,10 +24,18 @@ from audience.db.models import (
     JSON_FIELDS,
     NUMBER_FIELDS,
     TEXT_FIELDS,
+    TEXT_MAX_LENGTH,
     MembershipStatus,
 )
 from audience.kit.clock import isoformat_utc
-from audience.schemas import Answer, Timestamp
+from audience.schemas import (
+    EMAIL_SCHEMA,
+    LIST_ID_SCHEMA,
+    NO_NUL,
+    NUL_FREE_EXTRAS,
+    Answer,
+    Timestamp,
+)
 
 # --- decoding (hot path) ------------------------------------------------------------------------
 
@@ -114,24 +125,116 @@ class Operation(msgspec.Struct, gc=False):
 
 
 # --- OpenAPI documentation of the import (field for field with the contract) ------------------
+#
+# These models document the import and upsert bodies only (msgspec and contacts/validation
+# decide): their constraints state the rules of docs/import.md that JSON Schema can express.
 
-Text = Annotated[str | None, Field(default=None)]
-Number = Annotated[float | None, Field(default=None)]
-DateTimeField = Annotated[datetime | None, Field(default=None)]
+#: The largest finite double: a JSON number beyond it is refused, in any field.
+FLOAT_MAX = 1.7976931348623157e308
+#: RFC 3339 with an offset (`format: date-time`), within what the server takes: seconds
+#: 00-59 (no leap second) and an instant within years 1-9999 in UTC, which every date but
+#: the first and the last of that range guarantees.
+DATETIME_PATTERN = (
+    r"^(?!0000-|0001-01-01|9999-12-31)[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-5][0-9]"
+)
+
+#: Text as the server stores it: no NUL character.
+NulFreeText = Annotated[str, WithJsonSchema({"type": "string", "pattern": NO_NUL})]
+#: A number a double holds (a JSON number beyond one is refused, even inside custom_json).
+FiniteNumber = Annotated[
+    float, WithJsonSchema({"type": "number", "minimum": -FLOAT_MAX, "maximum": FLOAT_MAX})
+]
+
+Text = Annotated[
+    Annotated[
+        str, WithJsonSchema({"type": "string", "maxLength": TEXT_MAX_LENGTH, "pattern": NO_NUL})
+    ]
+    | None,
+    Field(default=None),
+]
+Number = Annotated[FiniteNumber | None, Field(default=None)]
+DateTimeField = Annotated[
+    Annotated[
+        datetime,
+        WithJsonSchema({"type": "string", "format": "date-time", "pattern": DATETIME_PATTERN}),
+    ]
+    | None,
+    Field(default=None),
+]
+
+
+class _NulFreeKeys:
+    """Documents an object's keys as free of NUL, as its values are."""
+
+    def __get_pydantic_json_schema__(self, core_schema: Any, handler: Any) -> dict[str, Any]:
+        return {**handler(core_schema), "propertyNames": {"pattern": NO_NUL}}
+
+
+if TYPE_CHECKING:  # mypy cannot follow recursive TypeAliasTypes; only their schemas matter
+    JsonObject: TypeAlias = dict[str, Any]
+    JsonArray: TypeAlias = list[Any]
+else:
+    # The components JsonObject and JsonArray: what a custom_json_* field may hold, with no
+    # NUL in any string or key. (An array right inside an array is left open: recursion
+    # through array items is beyond common generators such as openapi-python-client.)
+    JsonObject = TypeAliasType(
+        "JsonObject",
+        Annotated[
+            dict[str, Union[bool, FiniteNumber, NulFreeText, "JsonArray", "JsonObject", None]],
+            _NulFreeKeys(),
+        ],
+    )
+    JsonArray = TypeAliasType(
+        "JsonArray", list[bool | FiniteNumber | NulFreeText | JsonObject | list[Any] | None]
+    )
+
 JsonField = Annotated[
+    Annotated[
+        dict[str, bool | FiniteNumber | NulFreeText | JsonArray | JsonObject | None],
+        _NulFreeKeys(),
+    ]
+    | list[bool | FiniteNumber | NulFreeText | JsonObject | list[Any] | None]
+    | None,
+    Field(
+        default=None,
+        description=(
+            "Custom JSON field (must be a JSON object or array): at most 32 levels deep"
+            " and 65536 bytes as compact JSON, no NUL character in its strings or keys"
+        ),
+    ),
+]
+#: A custom_json_* field as answers send it.
+JsonOut = Annotated[
     dict[str, Any] | list[Any] | None,
     WithJsonSchema(
         {
             "anyOf": [{"type": "object"}, {"type": "array", "items": {}}, {"type": "null"}],
-            "description": "Custom JSON field (must be a JSON object or array)",
+            "description": "Custom JSON field (a JSON object or array)",
         }
     ),
-    Field(default=None),
 ]
-Email = Annotated[
-    str,
-    Field(json_schema_extra={"format": "email", "minLength": 1}, examples=["user@example.com"]),
-]
+Email = Annotated[str, WithJsonSchema(EMAIL_SCHEMA), Field(examples=["user@example.com"])]
+
+
+@lru_cache(maxsize=1)
+def time_zone_pattern() -> str:
+    """The IANA time zone names the server knows, as one anchored alternation."""
+    names = sorted(zoneinfo.available_timezones())
+    return "^(?:" + "|".join(name.replace("+", r"\+") for name in names) + ")$"
+
+
+class _TimeZoneSchema:
+    """Documents a time zone by the names the server accepts, computed when first needed."""
+
+    def __get_pydantic_json_schema__(self, core_schema: Any, handler: Any) -> dict[str, Any]:
+        return {
+            "type": "string",
+            "pattern": time_zone_pattern(),
+            "description": "An IANA time zone name, as the server's tz database knows it",
+        }
+
+
+TimeZone = Annotated[str, _TimeZoneSchema()]
 
 
 class ContactInput(BaseModel):
@@ -141,10 +244,10 @@ class ContactInput(BaseModel):
 
     email: Email
     external_id: Text
-    timezone: Annotated[str | None, Field(default=None, examples=["America/New_York"])]
+    timezone: Annotated[TimeZone | None, Field(default=None, examples=["America/New_York"])]
     language: Text
-    first_name: Annotated[str | None, Field(default=None, examples=["John"])]
-    last_name: Annotated[str | None, Field(default=None, examples=["Doe"])]
+    first_name: Annotated[Text, Field(examples=["John"])]
+    last_name: Annotated[Text, Field(examples=["Doe"])]
     full_name: Text
     phone: Text
     address_line_1: Text
@@ -177,17 +280,29 @@ class ContactInput(BaseModel):
 
 #: Documented as non-empty; an empty one is refused by the rules (e.g. `list not found: `).
 Identifier = Annotated[str, Field(json_schema_extra={"minLength": 1})]
+#: A list id: no list has another (an unknown one is refused, 400 on import, 404 elsewhere).
+ListId = Annotated[str, WithJsonSchema(LIST_ID_SCHEMA)]
 
 
 class BatchImportContactsRequest(BaseModel):
-    """Create or update up to MAX_CONTACTS_PER_IMPORT contacts, optionally subscribing them."""
+    """Create or update up to AUDIENCE_MAX_CONTACTS_PER_IMPORT contacts (10,000 by default),
+    optionally subscribing them to lists."""
 
     workspace_id: Annotated[
         str, Field(json_schema_extra={"minLength": 1}, examples=["ws_1234567890"])
     ]
     contacts: Annotated[list[ContactInput], Field(min_length=1)]
     subscribe_to_lists: Annotated[
-        list[str] | None, Field(default=None, examples=[["newsletter", "product_updates"]])
+        list[str] | None,
+        Field(
+            default=None,
+            examples=[["newsletter", "product_updates"]],
+            description=(
+                "Ids of existing lists of the workspace (400 `list not found: <id>` otherwise);"
+                " needs lists:write; at most AUDIENCE_MAX_LISTS_PER_IMPORT ids (100 by default)"
+                " and AUDIENCE_MAX_MEMBERSHIPS_PER_IMPORT contacts times lists (200,000)"
+            ),
+        ),
     ]
 
 
@@ -219,32 +334,51 @@ class UpsertContactResponse(Answer):
 
 
 class DeleteContactRequest(BaseModel):
+    model_config = ConfigDict(json_schema_extra=NUL_FREE_EXTRAS)
+
     workspace_id: Identifier
     email: Email
 
 
 class UpdateStatusRequest(BaseModel):
+    model_config = ConfigDict(json_schema_extra=NUL_FREE_EXTRAS)
+
     workspace_id: Identifier
     email: Email
-    list_id: Identifier
+    list_id: ListId
     status: MembershipStatus
+
+
+#: A cursor is URL-safe base64 without padding (kit/pagination).
+CURSOR_PATTERN = r"^[A-Za-z0-9_-]*$"
+Cursor = Annotated[
+    Annotated[str, WithJsonSchema({"type": "string", "pattern": CURSOR_PATTERN})] | None,
+    Field(description="The next_cursor of the previous page; any other value is refused (400)"),
+]
+#: A filter: contacts whose field contains it, ignoring case.
+Contains = Annotated[str | None, Field(description="Case-insensitive substring of the field")]
 
 
 class ContactListQuery(BaseModel):
     """The query of contacts.list: a page size, a cursor and filters (all optional)."""
 
     limit: Annotated[int, Field(ge=1, le=100)] = 20
-    cursor: str | None = None
-    email: str | None = None
-    external_id: str | None = None
-    first_name: str | None = None
-    last_name: str | None = None
-    phone: str | None = None
-    country: str | None = None
-    language: str | None = None
-    list_id: str | None = None
-    contact_list_status: MembershipStatus | None = None
-    with_contact_lists: bool = False
+    cursor: Cursor = None
+    email: Contains = None
+    external_id: Contains = None
+    first_name: Contains = None
+    last_name: Contains = None
+    phone: Contains = None
+    country: Contains = None
+    language: Contains = None
+    list_id: Annotated[str | None, Field(description="Only the members of this list")] = None
+    contact_list_status: Annotated[
+        MembershipStatus | None,
+        Field(description="Only contacts with a membership in this status (of list_id if given)"),
+    ] = None
+    with_contact_lists: Annotated[
+        bool, Field(description="Send each contact's memberships (contact_lists; null otherwise)")
+    ] = False
 
     def contains(self) -> dict[str, str]:
         """The text filters given: each field matched by case-insensitive substring."""
@@ -300,11 +434,11 @@ class ContactOut(Answer):
     custom_datetime_3: Timestamp | None
     custom_datetime_4: Timestamp | None
     custom_datetime_5: Timestamp | None
-    custom_json_1: JsonField
-    custom_json_2: JsonField
-    custom_json_3: JsonField
-    custom_json_4: JsonField
-    custom_json_5: JsonField
+    custom_json_1: JsonOut
+    custom_json_2: JsonOut
+    custom_json_3: JsonOut
+    custom_json_4: JsonOut
+    custom_json_5: JsonOut
     created_at: Timestamp
     updated_at: Timestamp
     contact_lists: list[ContactListOut] | None = None

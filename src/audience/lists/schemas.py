@@ -9,7 +9,15 @@ import msgspec
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, WithJsonSchema
 
 from audience.kit.clock import isoformat_utc
-from audience.schemas import Answer, Timestamp
+from audience.schemas import (
+    LIST_ID_PATTERN,
+    LIST_ID_SCHEMA,
+    NO_NUL,
+    NOT_BLANK,
+    NUL_FREE_EXTRAS,
+    Answer,
+    Timestamp,
+)
 
 
 class ListRecord(msgspec.Struct, frozen=True):
@@ -26,21 +34,40 @@ class ListRecord(msgspec.Struct, frozen=True):
 
 # --- requests -------------------------------------------------------------------------------
 
-ListId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_]{1,32}$")]
-ListName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255)]
-Description = Annotated[str, StringConstraints(max_length=10_000)]
+NAME_MAX_LENGTH = 255
+DESCRIPTION_MAX_LENGTH = 10_000
+
+ListId = Annotated[str, StringConstraints(pattern=LIST_ID_PATTERN)]
+#: Trimmed, then 1-255 characters; documented as not blank (and, as every string, no NUL).
+ListName = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=NAME_MAX_LENGTH),
+    WithJsonSchema(
+        {"type": "string", "minLength": 1, "maxLength": NAME_MAX_LENGTH, "pattern": NOT_BLANK}
+    ),
+]
+Description = Annotated[
+    str,
+    StringConstraints(max_length=DESCRIPTION_MAX_LENGTH),
+    WithJsonSchema({"type": "string", "maxLength": DESCRIPTION_MAX_LENGTH, "pattern": NO_NUL}),
+]
 #: Documented as non-empty; an empty one is refused by the rules (e.g. `list not found: `).
 Identifier = Annotated[str, Field(json_schema_extra={"minLength": 1})]
+#: The id of an existing list: documented by the pattern of lists.create, as no list has
+#: another id (any other is answered 404).
+ExistingListId = Annotated[str, WithJsonSchema(LIST_ID_SCHEMA)]
 
 
 class _Body(BaseModel):
-    model_config = ConfigDict(extra="ignore", strict=True)
+    model_config = ConfigDict(extra="ignore", strict=True, json_schema_extra=NUL_FREE_EXTRAS)
 
     workspace_id: Identifier
 
 
 class CreateListRequest(_Body):
-    id: ListId = Field(description="1-32 letters, digits or underscores")
+    id: Annotated[ListId, WithJsonSchema(LIST_ID_SCHEMA)] = Field(
+        description="1-32 letters, digits or underscores"
+    )
     name: ListName
     is_double_optin: bool = False
     is_public: bool = False
@@ -51,9 +78,12 @@ class UpdateListRequest(_Body):
     """Fields left out keep their value; `description: null` clears it, and the other fields
     are documented as never null, because null is refused for them."""
 
-    id: Identifier
+    id: ExistingListId
     name: Annotated[
-        ListName | None, WithJsonSchema({"type": "string", "minLength": 1, "maxLength": 255})
+        ListName | None,
+        WithJsonSchema(
+            {"type": "string", "minLength": 1, "maxLength": NAME_MAX_LENGTH, "pattern": NOT_BLANK}
+        ),
     ] = None
     is_double_optin: Annotated[bool | None, WithJsonSchema({"type": "boolean"})] = None
     is_public: Annotated[bool | None, WithJsonSchema({"type": "boolean"})] = None
@@ -61,7 +91,7 @@ class UpdateListRequest(_Body):
 
 
 class DeleteListRequest(_Body):
-    id: Identifier
+    id: ExistingListId
 
 
 # --- answers --------------------------------------------------------------------------------
