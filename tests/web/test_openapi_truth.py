@@ -361,7 +361,9 @@ def _check_optional_parameters(client: TestClient, seeded: Tenant, op: Operation
 
 def _contact_fields() -> list[tuple[str, Any]]:
     properties = resolve({"$ref": "#/components/schemas/ContactInput"})["properties"]
-    assert set(properties) == set(FULL_CONTACT)
+    assert set(properties) == set(FULL_CONTACT), (
+        "each ContactInput field needs a value in FULL_CONTACT (tests/web/support.py)"
+    )
     return [(name, FULL_CONTACT[name]) for name in properties if name != "email"]
 
 
