@@ -14,7 +14,9 @@ import pytest
 
 from audience.file_client.options import EXIT_ERROR, EXIT_INTERRUPTED, Abort
 from audience.file_client.resume import load_state
+from audience.file_client.sender import DEFAULT_DEADLINE
 from tests.file_client.conftest import Captured, Live, read_csv, run, write_csv
+from tests.file_client.servers import elapsed
 
 HEADER = ["E-mail Address", "First Name", "Time Zone", "Score", "Joined", "Prefs", "Address"]
 MAP = ("Score=custom_number_1", "Joined=custom_datetime_1", "Prefs=custom_json_1")
@@ -281,7 +283,9 @@ def test_an_unreachable_server_is_a_connection_error(live: Live, tmp_path: Path)
     with socket_closed() as url, pytest.raises(Abort) as caught:
         run(live, path, url=url, retries=1)
     assert caught.value.code == EXIT_ERROR
-    assert caught.value.message.startswith(f"cannot reach {url}: ")
+    assert caught.value.message == (
+        f"cannot connect to {url}: connection refused; is the server running, and is --url right?"
+    )
 
 
 def test_json_lines(live: Live, tmp_path: Path) -> None:
@@ -335,3 +339,16 @@ def socket_closed() -> Iterator[str]:
     port = sock.getsockname()[1]
     sock.close()
     yield f"http://127.0.0.1:{port}"
+
+
+def test_a_10000_contact_batch_ends_well_within_the_default_deadline(
+    live: Live, tmp_path: Path
+) -> None:
+    rows = [[f"u{i}@example.com", f"First{i}", "Europe/Paris", str(i)] for i in range(10_000)]
+    path = write_csv(tmp_path / "c.csv", ["email", "first_name", "timezone", "Score"], rows)
+    captured = Captured()
+    with elapsed() as took:
+        outcome = run(live, path, captured, mappings=("Score=custom_number_1",), batch_size=10_000)
+    assert (outcome.tally.created, outcome.exit_code) == (10_000, 0)
+    assert not [note for note in captured.notes if "retrying" in note]
+    assert took[0] < DEFAULT_DEADLINE / 4

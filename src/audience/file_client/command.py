@@ -11,6 +11,8 @@ from rich.console import Console
 from audience.file_client.options import EXIT_ERROR, EXIT_INTERRUPTED, Abort, Options, Ui
 from audience.file_client.progress import BarProgress, PlainProgress, ProgressView
 from audience.file_client.run import run_import
+from audience.file_client.sender import DEFAULT_DEADLINE
+from audience.file_client.untrusted import printable
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 
@@ -19,7 +21,11 @@ def terminal_ui() -> Ui:
     """Results on stdout; notes, and a bar when stderr is a terminal (else plain lines)."""
     console = Console(stderr=True, highlight=False)
 
+    def out(message: str) -> None:
+        typer.echo(printable(message))
+
     def note(message: str) -> None:
+        message = printable(message)  # server text is escaped where it is read; this is a net
         if console.is_terminal:  # printed above the progress bar, never through it
             console.print(message, markup=False, soft_wrap=True)
         else:
@@ -30,7 +36,7 @@ def terminal_ui() -> Ui:
             return BarProgress(console, total, start)
         return PlainProgress(note, total, start)
 
-    return Ui(out=typer.echo, note=note, progress=progress)
+    return Ui(out=out, note=note, progress=progress)
 
 
 def import_file(
@@ -84,6 +90,15 @@ def import_file(
     resume: Annotated[
         bool, typer.Option("--resume", help="Skip what an interrupted run of this file did.")
     ] = False,
+    timeout: Annotated[
+        float,
+        typer.Option(
+            min=1.0,
+            metavar="SECONDS",
+            help="Longest a request may take in all (connect, send, whole answer); "
+            "then it is retried like a connection error.",
+        ),
+    ] = DEFAULT_DEADLINE,
 ) -> None:
     """Import contacts from a CSV or JSON Lines file, in batches, through the HTTP API.
 
@@ -103,6 +118,7 @@ def import_file(
         batch_size=batch_size,
         concurrency=concurrency,
         resume=resume,
+        timeout=timeout,
     )
     ui = terminal_ui()
     try:

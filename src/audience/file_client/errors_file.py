@@ -13,6 +13,7 @@ import msgspec
 
 from audience.contact_files.mapping import RESERVED
 from audience.contact_files.reader import Format
+from audience.file_client.untrusted import printable
 
 
 def default_errors_path(source: Path, fmt: Format) -> Path:
@@ -49,7 +50,8 @@ class ErrorsFile:
         _keep_prefix(path, keep_bytes)
 
     def write(self, line: int, email: str, reason: str, raw: list[str] | str) -> None:
-        """Append one failed row."""
+        """Append one failed row; the reason is one line of printable text (see untrusted.py)."""
+        reason = printable(reason)
         if self._file is None:
             self._open()
         assert self._file is not None

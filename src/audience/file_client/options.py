@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from audience.file_client.progress import ProgressView, Tally
+from audience.file_client.sender import DEFAULT_DEADLINE
 
 EXIT_OK, EXIT_ROWS_FAILED, EXIT_ERROR, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -38,6 +39,8 @@ class Options:
     resume: bool = False
     retries: int = 6
     backoff: float = 0.5
+    #: Seconds each request may take in all: connect, send and the whole answer.
+    timeout: float = DEFAULT_DEADLINE
 
 
 @dataclass

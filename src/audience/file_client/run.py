@@ -17,7 +17,16 @@ from audience.file_client.options import EXIT_INTERRUPTED, Abort, Options, Outco
 from audience.file_client.plan import Plan, errors_path, fingerprint, open_plan, unmapped_note
 from audience.file_client.progress import ProgressView, Tally, summary_line
 from audience.file_client.resume import State, load_state, remove_state, save_state, state_path_for
-from audience.file_client.sender import Operation, Sender, Stopped, build_http_client, check_url
+from audience.file_client.sender import (
+    UNEXPECTED,
+    Operation,
+    Sender,
+    Stopped,
+    build_http_client,
+    check_url,
+    plain_http_warning,
+)
+from audience.file_client.untrusted import describe
 
 # --- a real run ---------------------------------------------------------------------------------
 
@@ -40,12 +49,14 @@ class Run:
                 self._fail(item, item.reason or "not sent")
                 continue
             op = next(answers)
-            if op.action == "error":
-                self._fail(item, op.error or "rejected by the server")
-            elif op.action == "create":
+            if op.action == "create":
                 self.tally.created += 1
-            else:
+            elif op.action == "update":
                 self.tally.updated += 1
+            elif op.action == "error":
+                self._fail(item, op.error or "rejected by the server")
+            else:  # the sender lets no other action through; never count one as imported
+                self._fail(item, f"{UNEXPECTED}: action {describe(op.action)}")
         self._save(batch.end)
         self.view.update(batch.end, self.tally)
 
@@ -73,6 +84,9 @@ def run_import(options: Options, ui: Ui, http: httpx.Client | None = None) -> Ou
         problem = check_url(options.url)
         if problem:
             raise Abort(problem)
+        warning = plain_http_warning(options.url)
+        if warning:
+            ui.note(warning)
         note = unmapped_note(plan)
         if note:
             ui.note(note)
@@ -147,6 +161,7 @@ def _dispatch(options: Options, plan: Plan, run: Run, ui: Ui, http: httpx.Client
             retries=options.retries,
             backoff=options.backoff,
             on_retry=ui.note,
+            timeout=options.timeout,
         )
         pool = ThreadPoolExecutor(max_workers=options.concurrency, thread_name_prefix="import")
         dispatcher = Dispatcher(

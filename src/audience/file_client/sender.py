@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import ipaddress
 import random
+import socket
+import ssl
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -11,12 +15,20 @@ from typing import Any
 import httpx
 import msgspec
 
+from audience.file_client.deadline import DeadlineTransport, request_deadline
+from audience.file_client.untrusted import describe, printable, server_text
+
 IMPORT_PATH = "/api/contacts.import"
 #: Statuses worth another try: the import is an upsert, so sending a batch twice is safe.
 RETRY_STATUSES = frozenset({500, 502, 503, 504})
 TOO_LARGE = 413
 MAX_DELAY = 30.0
-DEFAULT_TIMEOUT = httpx.Timeout(300.0, connect=10.0)
+#: Seconds a request may take in all: connect, send, and the whole answer (`--timeout`).
+DEFAULT_DEADLINE = 120.0
+#: Bounds of each network operation within that deadline.
+PER_OPERATION = httpx.Timeout(300.0, connect=10.0)
+ACTIONS = frozenset({"create", "update", "error"})
+UNEXPECTED = "unexpected answer from the server"
 
 
 class Stopped(Exception):
@@ -32,25 +44,19 @@ class Rejected(Stopped):
 
 
 class Unreachable(Stopped):
-    """Connection errors or 5xx answers until the retries ran out."""
+    """Connection errors, timeouts or 5xx answers until the retries ran out."""
+
+
+class CannotConnect(Stopped):
+    """The first request found no server at the URL: no point retrying."""
 
 
 @dataclass(frozen=True, slots=True)
 class Operation:
-    """The server's answer for one contact."""
+    """The server's answer for one contact: `action` is create, update or error."""
 
     action: str
     error: str | None
-
-
-class _Operation(msgspec.Struct):
-    action: str
-    error: str | None = None
-
-
-class _Response(msgspec.Struct):
-    operations: list[_Operation] | None = None
-    error: str | None = None
 
 
 @dataclass
@@ -68,6 +74,10 @@ class Sender:
     stop: threading.Event = field(default_factory=threading.Event)
     #: Waits out a back-off; True when the import is stopping. Default: `stop.wait`.
     pause: Callable[[float], bool] | None = None
+    #: Seconds each request may take in all (enforced by the transport of `build_http_client`).
+    timeout: float = DEFAULT_DEADLINE
+    #: Set at the first answer: from then on, connection errors are worth retrying.
+    answered: threading.Event = field(default_factory=threading.Event)
 
     def send(self, contacts: Sequence[dict[str, Any]]) -> list[Operation]:
         """Import the contacts; a batch too large for the server is split in halves."""
@@ -98,20 +108,35 @@ class Sender:
 
     def _post(self, body: bytes) -> tuple[str | None, httpx.Response | None]:
         """(None, response) when the answer is final, else (what went wrong, response)."""
+        deadline = time.monotonic() + self.timeout
         try:
-            response = self.http.post(
-                self.url.rstrip("/") + IMPORT_PATH,
-                content=body,
-                headers={
-                    "Authorization": f"Bearer {self.key}",
-                    "Content-Type": "application/json",
-                },
-            )
+            with request_deadline(self.timeout):
+                response = self.http.post(
+                    self.url.rstrip("/") + IMPORT_PATH,
+                    content=body,
+                    headers={
+                        "Authorization": f"Bearer {self.key}",
+                        "Content-Type": "application/json",
+                    },
+                )
+        except httpx.TimeoutException as exc:
+            if time.monotonic() >= deadline - 0.01:  # (a timer may end a hair early)
+                url = printable(self.url)
+                return f"no complete answer from {url} within {self.timeout:g}s (--timeout)", None
+            return self._unreachable(exc), None
+        except httpx.ConnectError as exc:
+            if not self.answered.is_set():
+                raise CannotConnect(cannot_connect(self.url, exc)) from None
+            return self._unreachable(exc), None
         except httpx.TransportError as exc:
-            return f"cannot reach {self.url}: {exc or type(exc).__name__}", None
+            return self._unreachable(exc), None
+        self.answered.set()
         if response.status_code in RETRY_STATUSES:
             return f"server error {response.status_code}: {_error_text(response)}", response
         return None, response
+
+    def _unreachable(self, exc: httpx.TransportError) -> str:
+        return f"cannot reach {printable(self.url)}: {printable(str(exc) or type(exc).__name__)}"
 
     def _body(self, contacts: Sequence[dict[str, Any]]) -> bytes:
         payload: dict[str, Any] = {"workspace_id": self.workspace, "contacts": contacts}
@@ -129,18 +154,60 @@ class Sender:
 
 
 def _operations(response: httpx.Response, expected: int) -> list[Operation]:
-    """The operations of a 200 answer; any other answer stops the import."""
+    """The operations of a 200 answer; an answer not shaped like one stops the import.
+
+    Extra keys are ignored. An operation that is not understood (an unknown action, a
+    missing one, a value of the wrong type, another contact's index) fails its contact.
+    """
     if response.status_code != 200:
         raise Rejected(_rejection(response))
     try:
-        decoded = msgspec.json.decode(response.content, type=_Response)
+        answer = msgspec.json.decode(response.content)
     except msgspec.DecodeError as exc:
-        raise Stopped(f"unexpected answer from the server: {exc}") from None
-    operations = decoded.operations or []
-    if decoded.error or len(operations) != expected:
-        reason = decoded.error or f"{len(operations)} operations for {expected} contacts"
-        raise Stopped(f"unexpected answer from the server: {reason}")
-    return [Operation(op.action, op.error) for op in operations]
+        raise Stopped(f"{UNEXPECTED}: {exc}") from None
+    if not isinstance(answer, dict):
+        raise Stopped(f"{UNEXPECTED}: {describe(answer)} is not a JSON object")
+    error = answer.get("error")
+    if error is not None and not isinstance(error, str):
+        raise Stopped(f"{UNEXPECTED}: error {describe(error)}")
+    if error:
+        raise Stopped(f"{UNEXPECTED}: {server_text(error)}")
+    operations = answer.get("operations")
+    if operations is not None and not isinstance(operations, list):
+        raise Stopped(f"{UNEXPECTED}: operations {describe(operations)}")
+    operations = operations or []
+    if len(operations) != expected:
+        raise Stopped(f"{UNEXPECTED}: {len(operations)} operations for {expected} contacts")
+    return [_operation(op, position) for position, op in enumerate(operations)]
+
+
+def _operation(op: Any, position: int) -> Operation:
+    problem = _malformed(op, position)
+    if problem is not None:
+        return Operation("error", f"{UNEXPECTED}: {problem}")
+    if op["action"] == "error":
+        error = op.get("error")
+        return Operation("error", server_text(error) if error else None)
+    return Operation(op["action"], None)
+
+
+def _malformed(op: Any, position: int) -> str | None:
+    """What is wrong with one operation of an answer, or None."""
+    if not isinstance(op, dict):
+        return f"operation {describe(op)}"
+    if "action" not in op:
+        return "no action"
+    action = op["action"]
+    if not isinstance(action, str) or action not in ACTIONS:
+        return f"action {describe(action)}"
+    for name in ("error", "email"):
+        value = op.get(name)
+        if value is not None and not isinstance(value, str):
+            return f"{name} {describe(value)}"
+    index = op.get("index", position)
+    if type(index) is not int or index != position:
+        return f"index {describe(index)} for contact {position} of the batch"
+    return None
 
 
 def _rejection(response: httpx.Response) -> str:
@@ -155,14 +222,38 @@ def _rejection(response: httpx.Response) -> str:
 
 
 def _error_text(response: httpx.Response) -> str:
-    """The `error` of an error body, else the start of whatever came back."""
+    """The `error` of an error body, else the start of whatever came back (escaped)."""
     try:
         data = msgspec.json.decode(response.content)
     except msgspec.DecodeError:
         data = None
     if isinstance(data, dict) and isinstance(data.get("error"), str):
-        return str(data["error"])
-    return response.text[:200].strip() or response.reason_phrase
+        return server_text(data["error"])
+    return server_text(response.text[:200].strip()) or printable(response.reason_phrase)
+
+
+def cannot_connect(url: str, exc: httpx.ConnectError) -> str:
+    """`cannot connect to URL: connection refused; is the server running, ...?`"""
+    cause: BaseException | None = exc
+    for _ in range(10):  # the OSError under httpx's and httpcore's errors
+        if cause is None or isinstance(cause, OSError):
+            break
+        cause = cause.__cause__ or cause.__context__
+    if isinstance(cause, ConnectionRefusedError):
+        reason = "connection refused"
+    elif isinstance(cause, socket.gaierror):
+        host = httpx.URL(url).host
+        reason = f"unknown host {host} ({cause.strerror or cause})"
+    elif isinstance(cause, ssl.SSLCertVerificationError):
+        reason = f"its TLS certificate is not trusted ({cause.verify_message})"
+    elif isinstance(cause, ssl.SSLError):
+        reason = f"TLS failed ({cause.reason or cause})"
+    elif isinstance(cause, OSError) and cause.strerror:
+        reason = cause.strerror[:1].lower() + cause.strerror[1:]
+    else:
+        reason = str(exc) or type(exc).__name__
+    shown = printable(f"{url}: {reason}")
+    return f"cannot connect to {shown}; is the server running, and is --url right?"
 
 
 def check_url(url: str) -> str | None:
@@ -173,10 +264,37 @@ def check_url(url: str) -> str | None:
         return f"--url {url!r} is not a URL: {exc}"
     if parsed.scheme not in ("http", "https") or not parsed.host:
         return f"--url {url!r} must look like http://host:port"
+    if parsed.port is not None and not 0 < parsed.port < 65536:
+        return f"--url {url!r} has an invalid port: {parsed.port} (1-65535)"
     return None
 
 
+def plain_http_warning(url: str) -> str | None:
+    """The warning for a key about to travel unencrypted beyond this machine, or None."""
+    parsed = httpx.URL(url)
+    if parsed.scheme != "http" or is_loopback(parsed.host):
+        return None
+    host = f"[{parsed.host}]" if ":" in parsed.host else parsed.host
+    return (
+        f"warning: the API key is sent unencrypted over http:// to {printable(host)}; use https://"
+    )
+
+
+def is_loopback(host: str) -> bool:
+    """localhost, 127.0.0.0/8 or ::1 (also as an IPv4-mapped address)."""
+    if host.lower().rstrip(".") == "localhost":
+        return True
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped.is_loopback
+    return address.is_loopback
+
+
 def build_http_client(concurrency: int) -> httpx.Client:
-    """The client of a real run: one keep-alive connection per batch in flight."""
+    """The client of a real run: one keep-alive connection per batch in flight, each request
+    bounded by the deadline its sender sets (see deadline.py)."""
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    return httpx.Client(timeout=DEFAULT_TIMEOUT, limits=limits)
+    return httpx.Client(transport=DeadlineTransport(limits), timeout=PER_OPERATION)
