@@ -12,12 +12,13 @@ import psycopg
 from audience.config import Settings
 from audience.db.engine import build_engine
 from audience.db.migrate import upgrade
-from audience.db.models import contact_lists, contacts, lists
+from audience.db.models import MembershipStatus, contact_lists, contacts, lists
 from bench.datasets import Dataset, batches
 from bench.floor_postgres import PostgresFloor
 from bench.server import SECRET_KEY, WORKSPACE
 from bench.tables import PK_ONLY, PROJECT, create_pk_only
 
+ACTIVE = MembershipStatus.ACTIVE.value
 #: The tables every group empties, memberships first (they reference contacts).
 _EMPTIED = (contact_lists.name, contacts.name, PK_ONLY.memberships, PK_ONLY.contacts)
 
@@ -116,7 +117,7 @@ class Postgres(Backend):
                 conn.execute(f"ANALYZE {tables.contacts}")
                 conn.execute(
                     f"INSERT INTO {tables.memberships} "
-                    "SELECT c.workspace_id, c.email, l.id, 'active', now(), now() "
+                    f"SELECT c.workspace_id, c.email, l.id, '{ACTIVE}', now(), now() "
                     f"FROM {tables.contacts} AS c JOIN {lists.name} AS l "
                     "ON l.workspace_id = c.workspace_id"
                 )

@@ -60,7 +60,10 @@ def _git(*args: str) -> subprocess.CompletedProcess[bytes]:
 def git_state() -> str:
     """The commit, and a digest of uncommitted changes in src/ if there are any."""
     try:
-        commit = _git("rev-parse", "--short", "HEAD").stdout.decode().strip()
+        head = _git("rev-parse", "--short", "HEAD")
+        if head.returncode != 0:
+            return "unknown (not a git checkout)"
+        commit = head.stdout.decode().strip()
         dirty = _git("status", "--porcelain", "src").stdout.strip()
         digest = _git("diff", "HEAD", "--", "src").stdout if dirty else b""
     except OSError:

@@ -28,7 +28,7 @@ from bench.floor import Floor
 from bench.options import HEADLINE, WORK_DIR, Options, parse_args
 from bench.paths import open_floors
 from bench.results import SetupResult
-from bench.server import create_lists, create_workspace, rss_kib
+from bench.server import create_lists, create_workspace, pin_source, rss_kib
 from bench.session import Session, clock, say
 
 
@@ -127,6 +127,8 @@ def _terminate(signum: int, _frame: FrameType | None) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     options = parse_args(sys.argv[1:] if argv is None else list(argv))
     source_at_start = machine.git_state()
+    copy = pin_source(machine.ROOT, WORK_DIR)
+    say(f"servers run a copy of src/ taken now ({source_at_start}): {copy}")
     # A SIGTERM unwinds like Ctrl-C, so that the server and its workers are stopped.
     signal.signal(signal.SIGTERM, _terminate)
     started = time.perf_counter()
@@ -143,7 +145,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if options.output is not None:
         source = machine.git_state()
         if source != source_at_start:
-            source = f"{source_at_start} at the start, {source} at the end (src changed)"
+            source = f"{source_at_start} (copied at the start; src/ was {source} at the end)"
         when = f"{datetime.now(UTC).astimezone():%Y-%m-%d %H:%M %Z}"
         options.output.parent.mkdir(parents=True, exist_ok=True)
         options.output.write_text(report.markdown(results, options, source, when))

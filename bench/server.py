@@ -5,18 +5,35 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 from pathlib import Path
 
 import httpx
 
+from audience.db.models import MembershipStatus
 from audience.kit.server_process import ServerProcess, memory_kib, run_cli
 
 SECRET_KEY = "bench-secret-key-not-for-production"
 WORKSPACE = "bench"
 LISTS = {"newsletter": "Newsletter", "product_updates": "Product updates"}
 #: Every list active: what `subscribe_to_lists` gives a new membership.
-STATUSES = dict.fromkeys(LISTS, "active")
+STATUSES = dict.fromkeys(LISTS, MembershipStatus.ACTIVE.value)
 _OWN = ("AUDIENCE_DATABASE_URL", "AUDIENCE_SECRET_KEY")
+
+
+def pin_source(root: Path, work_dir: Path) -> Path:
+    """Copy src/audience under `work_dir` and put the copy first on every child's PYTHONPATH.
+
+    Each dataset gets a server of its own, started minutes apart: without the copy, an edit
+    of src/ in the middle of a run would change (or break) the code being measured.
+    """
+    copy = work_dir / "source"
+    shutil.rmtree(copy, ignore_errors=True)
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+    shutil.copytree(root / "src" / "audience", copy / "audience", ignore=ignore)
+    paths = [str(copy), *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
+    os.environ["PYTHONPATH"] = os.pathsep.join(paths)
+    return copy
 
 
 def create_workspace(database_url: str) -> str:

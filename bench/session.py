@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import httpx
 
 from audience.kit.server_process import ServerProcess
-from bench import concurrency, machine, verify
+from bench import concurrency, verify
 from bench.backends import Backend
 from bench.cases import IMPORT, Case, Group, Load, Route
 from bench.datasets import SHAPES, Dataset, generate
@@ -58,8 +58,6 @@ class Session:
     key: str
     floors: Mapping[Route, Floor]
     result: SetupResult
-    #: The state of src/ when the last server started.
-    source: str = ""
 
     @property
     def routes(self) -> list[Route]:
@@ -68,11 +66,6 @@ class Session:
     @contextmanager
     def serving(self) -> Iterator[Live]:
         """A server with fresh workers (so each dataset's peak memory is its own), a client."""
-        source = machine.git_state()
-        if source != self.source:
-            # Each server loads src/ afresh: a change in the middle of a run is reported.
-            self.result.notes.append(f"source when a server started (at {clock()}): {source}")
-            self.source = source
         log = WORK_DIR / f"server-{self.backend.name}.log"
         server = serve(self.backend.url, log, self.options.workers)
         auth = {"Authorization": f"Bearer {self.key}"}

@@ -14,7 +14,7 @@ from typing import Any
 import msgspec
 import psycopg
 
-from audience.db.models import DATETIME_FIELDS, FIELDS, JSON_FIELDS
+from audience.db.models import DATETIME_FIELDS, FIELDS, JSON_FIELDS, MembershipStatus
 from audience.kit.clock import as_utc
 from bench.floor import COLUMNS
 from bench.tables import Tables
@@ -28,22 +28,24 @@ Rows = list[tuple[Any, ...]]
 
 def read(url: str, tables: Tables, workspace_id: str) -> tuple[Rows, set[tuple[str, str]]]:
     """(email, *FIELDS) of every contact of the workspace, and its active (email, list_id)."""
-    contacts = f"SELECT email, {COLUMNS} FROM {tables.contacts} WHERE workspace_id = "
+    contacts = f"SELECT email, {COLUMNS} FROM {tables.contacts} WHERE workspace_id = {{}}"
     members = (
         f"SELECT email, list_id FROM {tables.memberships} "
-        "WHERE status = 'active' AND workspace_id = "
+        "WHERE workspace_id = {} AND status = {}"
     )
+    active = (workspace_id, MembershipStatus.ACTIVE.value)
     if url.startswith(_SQLITE):
         conn = sqlite3.connect(url.removeprefix(_SQLITE))
         try:
-            rows = [_decoded(row) for row in conn.execute(contacts + "?", (workspace_id,))]
-            pairs = set(conn.execute(members + "?", (workspace_id,)))
+            found = conn.execute(contacts.format("?"), (workspace_id,))
+            rows = [_decoded(row) for row in found]
+            pairs = set(conn.execute(members.format("?", "?"), active))
         finally:
             conn.close()
         return rows, pairs
     with psycopg.connect(url) as pg:
-        rows = pg.execute(contacts + "%s", (workspace_id,)).fetchall()
-        pairs = set(pg.execute(members + "%s", (workspace_id,)).fetchall())
+        rows = pg.execute(contacts.format("%s"), (workspace_id,)).fetchall()
+        pairs = set(pg.execute(members.format("%s", "%s"), active).fetchall())
     return rows, pairs
 
 
