@@ -94,7 +94,7 @@ def console(result: SetupResult, options: Options) -> str:
     head += f"  {'÷floor ' + targets.FLOOR.text:>12} {targets.FLOOR_REAL.text:>5}"
     head += "  ÷PK-only" if any(r.pk_only for r in floors) else ""
     lines = [
-        f"{result.setup.label} ({result.version}): {options.contacts:,} contacts a dataset, "
+        f"{result.setup.label} — {result.version}: {options.contacts:,} contacts a dataset, "
         f"median of {options.repeats}",
         head,
     ]
@@ -159,7 +159,7 @@ def _loads(result: SetupResult) -> list[str]:
 
 
 def _section(result: SetupResult, options: Options) -> list[str]:
-    out = [f"## {result.setup.label} ({result.version})", "", *_table(result), *_loads(result)]
+    out = [f"## {result.setup.label} — {result.version}", "", *_table(result), *_loads(result)]
     out.append("")
     out += [f"- {line}" for line in headline(result, options)]
     timings = [f"{row.case.label}: {row.request * 1000:,.0f} ms" for row in rows(result)]
