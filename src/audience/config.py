@@ -38,6 +38,8 @@ class Settings(BaseSettings):
     max_concurrent_imports: int = Field(default=2, ge=1)
     #: How long an import waits for its turn to be decoded before 503.
     import_wait_seconds: float = Field(default=10.0, ge=0)
+    #: How long the answer of a request sent with an Idempotency-Key is kept.
+    idempotency_ttl_seconds: float = Field(default=24 * 3600, gt=0)
     #: How PostgreSQL receives an import: binary COPY into a temporary table ("copy"), or
     #: binary arrays read by unnest ("unnest": for PostgreSQL-compatible engines without
     #: temporary tables or binary COPY, such as CockroachDB). Ignored on SQLite.

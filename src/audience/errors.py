@@ -38,6 +38,10 @@ class Conflict(AppError):
     status_code = 409
 
 
+class UnprocessableEntity(AppError):
+    status_code = 422
+
+
 class PayloadTooLarge(AppError):
     status_code = 413
 

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 import msgspec
 from sqlalchemy import Engine, text
 
-from audience.contacts.repository import ContactRepository
+from audience.contacts.bulk import BulkWriter
 from audience.contacts.validation import ContactBatch, validate_batch
 from tests.conftest import make_workspace
 
@@ -21,7 +21,14 @@ NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
 def batch_of(*contacts: dict[str, object]) -> ContactBatch:
     checked = validate_batch([msgspec.json.encode(c) for c in contacts])
     assert not checked.errors
-    return checked.batch
+    (batch,) = checked.rounds
+    return batch
+
+
+def created(writer: BulkWriter, batch: ContactBatch) -> list[int]:
+    """The positions in the batch of the contacts it created."""
+    applied = writer.apply(batch, merge="overwrite", now=NOW)
+    return [i for i, new in enumerate(applied.created) if new]
 
 
 def stored(engine: Engine) -> dict[str, str | None]:
@@ -36,19 +43,19 @@ def test_a_rolled_back_import_leaves_nothing_for_the_next_one_on_its_connection(
 ) -> None:
     make_workspace(engine, "ws")
     with engine.connect() as conn:
-        repo = ContactRepository(conn, "ws")
+        repo = BulkWriter(conn, "ws")
         with conn.begin() as tx:
-            repo.upsert_many(batch_of({"email": "gone@example.com", "first_name": "G"}), NOW)
+            created(repo, batch_of({"email": "gone@example.com", "first_name": "G"}))
             tx.rollback()
         with conn.begin():
-            created = repo.upsert_many(batch_of({"email": "kept@example.com"}), NOW)
-        assert created == [0]
+            new = created(repo, batch_of({"email": "kept@example.com"}))
+        assert new == [0]
         with conn.begin():
             batch = batch_of(
                 {"email": "kept@example.com", "first_name": "K"},
                 {"email": "new@example.com", "first_name": None},
             )
-            assert repo.upsert_many(batch, NOW) == [1]
+            assert created(repo, batch) == [1]
         if conn.dialect.name == "postgresql":
             staged = conn.execute(text("SELECT count(*) FROM import_stage")).scalar_one()
             conn.rollback()
@@ -61,15 +68,15 @@ def test_consecutive_imports_on_one_connection_each_see_only_their_own_rows(
 ) -> None:
     make_workspace(engine, "ws")
     with engine.connect() as conn:
-        repo = ContactRepository(conn, "ws")
+        repo = BulkWriter(conn, "ws")
         for round_ in range(3):
             batch = batch_of(
                 {"email": f"a{round_}@example.com", "first_name": f"A{round_}"},
                 {"email": "same@example.com", "first_name": f"S{round_}"},
             )
             with conn.begin():
-                created = repo.upsert_many(batch, NOW)
-            assert created == ([0, 1] if round_ == 0 else [0])
+                new = created(repo, batch)
+            assert new == ([0, 1] if round_ == 0 else [0])
     assert stored(engine) == {
         "a0@example.com": "A0",
         "a1@example.com": "A1",

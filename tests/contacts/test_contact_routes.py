@@ -60,13 +60,13 @@ def test_upsert_creates_then_updates(client: TestClient, engine: Engine, tenant:
         client, tenant, {"workspace_id": tenant.id, "contact": {"email": " Jane@Example.com "}}
     )
     assert response.status_code == 200, response.text
-    assert response.json() == {"email": JANE, "action": "create"}
+    assert response.json() == {"email": JANE, "action": "create", "changed_fields": []}
     response = upsert(
         client,
         tenant,
         {"workspace_id": tenant.id, "contact": {"email": JANE, "first_name": "Jane"}},
     )
-    assert response.json() == {"email": JANE, "action": "update"}
+    assert response.json() == {"email": JANE, "action": "update", "changed_fields": ["first_name"]}
     assert count_contacts(engine, tenant.id) == 1
 
 

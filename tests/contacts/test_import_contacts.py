@@ -1,4 +1,4 @@
-"""docs/import.md rules 4-6: one operation per input, real per-contact reasons, email and field rules."""
+"""docs/import.md rules 4-6: one operation per input, per-contact reasons, email and field rules."""
 
 from __future__ import annotations
 
@@ -49,19 +49,38 @@ def test_response_has_one_operation_per_input_in_order(
     assert response.status_code == 200, response.text
     assert response.headers["content-type"].startswith("application/json")
     payload = response.json()
-    assert set(payload) == {"operations", "error"}
+    assert set(payload) == {"operations", "error", "summary"}
     assert payload["error"] is None
+    assert payload["summary"] == {"created": 2, "updated": 1, "unchanged": 0, "errors": 3}
     assert payload["operations"] == [
-        {"index": 0, "email": "zed@example.com", "action": "create", "error": None},
+        {
+            "index": 0,
+            "email": "zed@example.com",
+            "action": "create",
+            "error": None,
+            "changed_fields": [],
+        },
         {"index": 1, "email": "", "action": "error", "error": "contact must be a JSON object"},
-        {"index": 2, "email": "existing@example.com", "action": "update", "error": None},
+        {
+            "index": 2,
+            "email": "existing@example.com",
+            "action": "update",
+            "error": None,
+            "changed_fields": ["first_name"],
+        },
         {
             "index": 3,
             "email": "amy@example.com",
             "action": "error",
             "error": "custom_number_1: expected a number",
         },
-        {"index": 4, "email": "bob@example.com", "action": "create", "error": None},
+        {
+            "index": 4,
+            "email": "bob@example.com",
+            "action": "create",
+            "error": None,
+            "changed_fields": [],
+        },
         {"index": 5, "email": "", "action": "error", "error": "email is required"},
     ]
     assert stored_emails(engine, tenant.id) == [
@@ -359,6 +378,7 @@ def test_email_is_trimmed_and_lower_cased_on_import(
         "email": "jane.doe@example.com",
         "action": "create",
         "error": None,
+        "changed_fields": ["first_name"],
     }
     assert stored_emails(engine, tenant.id) == ["jane.doe@example.com"]
     stored = get_contact(client, tenant, "jane.doe@example.com")
@@ -397,7 +417,13 @@ def test_lookups_normalise_the_email_as_import_does(
 
 def test_email_of_254_characters_is_accepted(client: TestClient, tenant: Tenant) -> None:
     operations = import_ok(client, tenant, [{"email": LONGEST_EMAIL.upper()}])
-    assert operations[0] == {"index": 0, "email": LONGEST_EMAIL, "action": "create", "error": None}
+    assert operations[0] == {
+        "index": 0,
+        "email": LONGEST_EMAIL,
+        "action": "create",
+        "error": None,
+        "changed_fields": [],
+    }
     assert get_contact(client, tenant, LONGEST_EMAIL) is not None
 
 

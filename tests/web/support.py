@@ -164,6 +164,8 @@ def check_answer(op: Operation, response: httpx.Response) -> Any:
     )
     documented = responses[status]
     for name, header in documented.get("headers", {}).items():
+        if not header.get("required") and name.lower() not in response.headers:
+            continue  # a header documented as sometimes sent
         assert name.lower() in response.headers, f"{op.id} {status}: no {name} header"
         validator = jsonschema_rs.validator_for(header["schema"])
         assert validator.is_valid(response.headers[name]), (name, response.headers[name])
@@ -229,6 +231,7 @@ FULL_CONTACT: dict[str, Any] = {
     "custom_json_3": {},
     "custom_json_4": [],
     "custom_json_5": {"ok": True},
+    "list_status": "subscribed",
 }
 
 

@@ -16,6 +16,7 @@ array items is beyond openapi-python-client, so those are left open in the schem
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -83,6 +84,10 @@ def steer(case: Any, data: st.DataObject, workspace_id: str) -> None:
     """The tenant's workspace always; known data mostly (not the id of a list to create);
     server-issued values as issued."""
     creates = case.operation.path == "/api/lists.create"
+    if case.headers is not None and "Idempotency-Key" in case.headers:
+        # A key names one request (reused with another body it is rightly refused, 422):
+        # each example gets one of its own.
+        case.headers["Idempotency-Key"] = f"fuzz-{uuid.uuid4().hex}"
     for values in (case.query, case.body):
         if not isinstance(values, dict):
             continue

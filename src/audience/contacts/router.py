@@ -7,15 +7,20 @@ documented order and the contacts stay undecoded JSON until the service validate
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
-from typing import Annotated
+from collections.abc import Callable, Iterator
+from typing import Annotated, Any, TypeVar
 
 import msgspec
 from fastapi import APIRouter, Depends, Query, Request, Response
+from sqlalchemy import Connection
 
 from audience.api_keys.auth import ContactsRead, ContactsWrite, CurrentCaller, ListsWrite
+from audience.api_keys.schemas import Caller
+from audience.config import Settings
 from audience.contacts import service
 from audience.contacts.schemas import (
+    LIST_STATUSES,
+    MERGE_POLICIES,
     NULL,
     BatchImportContactsRequest,
     BatchImportContactsResponse,
@@ -32,8 +37,11 @@ from audience.contacts.schemas import (
     UpsertContactRequest,
     UpsertContactResponse,
     UpsertEnvelope,
+    UpsertRequest,
 )
 from audience.errors import BadRequest, ServiceUnavailable
+from audience.idempotency import service as idempotency
+from audience.idempotency.schemas import Handled
 from audience.kit import metrics
 from audience.schemas import SuccessResponse
 from audience.web.bodies import (
@@ -43,9 +51,10 @@ from audience.web.bodies import (
     decode_json,
     scope_to_workspace,
 )
-from audience.web.deps import ReadDb, SettingsDep, WriteDb
+from audience.web.deps import IdempotencyKey, ReadDb, SettingsDep, WriteDb
 from audience.web.routing import ApiRoute
 
+T = TypeVar("T")
 router = APIRouter(prefix="/api", tags=["contacts"], route_class=ApiRoute)
 
 
@@ -70,33 +79,45 @@ ImportSlot = Annotated[None, Depends(_import_slot, scope="function")]
 
 
 class ImportBody(DocumentedBody):
-    """JSON, workspace_id (400, then 401), contacts (required, an array, not empty), then
-    subscribe_to_lists (an array of strings)."""
+    """The import's body as bytes, read once an import slot is free; parse_import reads it."""
 
     model = BatchImportContactsRequest
 
-    def __call__(self, caller: CurrentCaller, _slot: ImportSlot, body: RawBody) -> ImportRequest:
-        envelope = decode_json(body, ImportEnvelope)
-        workspace_id = scope_to_workspace(caller, msgspec.json.decode(envelope.workspace_id))
-        return ImportRequest(
-            workspace_id=workspace_id,
-            contacts=_contacts_array(envelope.contacts),
-            subscribe_to_lists=_list_ids(envelope.subscribe_to_lists),
-        )
+    def __call__(self, _slot: ImportSlot, body: RawBody) -> bytes:
+        return body
+
+
+def parse_import(caller: Caller, body: bytes) -> ImportRequest:
+    """JSON, workspace_id (400, then 401), contacts (required, an array, not empty),
+    subscribe_to_lists (an array of strings), then the options."""
+    envelope = decode_json(body, ImportEnvelope)
+    workspace_id = scope_to_workspace(caller, msgspec.json.decode(envelope.workspace_id))
+    return ImportRequest(
+        workspace_id=workspace_id,
+        contacts=_contacts_array(envelope.contacts),
+        subscribe_to_lists=_list_ids(envelope.subscribe_to_lists),
+        dry_run=_option(envelope.dry_run, "dry_run", bool, False),
+        merge=_choice(envelope.merge, "merge", MERGE_POLICIES),
+        list_status=_choice(envelope.list_status, "list_status", LIST_STATUSES),
+    )
 
 
 class UpsertBody(DocumentedBody):
-    """JSON, workspace_id (400, then 401), then `contact is required`."""
+    """The upsert's body as bytes; parse_upsert reads it."""
 
     model = UpsertContactRequest
 
-    def __call__(self, caller: CurrentCaller, body: RawBody) -> msgspec.Raw:
-        envelope = decode_json(body, UpsertEnvelope)
-        scope_to_workspace(caller, msgspec.json.decode(envelope.workspace_id))
-        if _is_null(envelope.contact):
-            raise BadRequest("contact is required")
-        contact: msgspec.Raw = envelope.contact
-        return contact
+    def __call__(self, body: RawBody) -> bytes:
+        return body
+
+
+def parse_upsert(caller: Caller, body: bytes) -> UpsertRequest:
+    """JSON, workspace_id (400, then 401), `contact is required`, then merge."""
+    envelope = decode_json(body, UpsertEnvelope)
+    scope_to_workspace(caller, msgspec.json.decode(envelope.workspace_id))
+    if _is_null(envelope.contact):
+        raise BadRequest("contact is required")
+    return UpsertRequest(envelope.contact, _choice(envelope.merge, "merge", MERGE_POLICIES))
 
 
 def _is_null(raw: msgspec.Raw) -> bool:
@@ -116,6 +137,29 @@ def _contacts_array(raw: msgspec.Raw) -> list[msgspec.Raw]:
     return contacts
 
 
+def _option(raw: msgspec.Raw, name: str, kind: type[T], default: T) -> T:
+    """An optional value of one JSON type (absent: the default)."""
+    if raw is NULL:
+        return default
+    value = msgspec.json.decode(raw)
+    if type(value) is not kind:
+        raise BadRequest(f"{name} must be a {_TYPE_NAMES[kind]}")
+    return value
+
+
+def _choice(raw: msgspec.Raw, name: str, choices: tuple[str, ...]) -> Any:
+    """One of `choices` (absent: the first, the default)."""
+    if raw is NULL:
+        return choices[0]
+    value = msgspec.json.decode(raw)
+    if not isinstance(value, str) or value not in choices:
+        raise BadRequest(f"{name} must be one of {', '.join(choices)}")
+    return value
+
+
+_TYPE_NAMES = {bool: "boolean", str: "string"}
+
+
 def _list_ids(raw: msgspec.Raw) -> list[str]:
     try:
         ids = msgspec.json.decode(raw, type=list[str] | None)
@@ -126,8 +170,8 @@ def _list_ids(raw: msgspec.Raw) -> list[str]:
     return list(dict.fromkeys(ids or []))
 
 
-ImportDep = Annotated[ImportRequest, Depends(ImportBody())]
-UpsertDep = Annotated[msgspec.Raw, Depends(UpsertBody())]
+ImportBytes = Annotated[bytes, Depends(ImportBody())]
+UpsertBytes = Annotated[bytes, Depends(UpsertBody())]
 DeleteBody = Annotated[DeleteContactRequest, Depends(JsonBody(DeleteContactRequest))]
 StatusBody = Annotated[UpdateStatusRequest, Depends(JsonBody(UpdateStatusRequest))]
 RequiredQuery = Annotated[str, Query(min_length=1)]
@@ -141,28 +185,63 @@ RequiredQuery = Annotated[str, Query(min_length=1)]
     response_model=BatchImportContactsResponse,
 )
 def import_contacts(
-    request: ImportDep, caller: CurrentCaller, db: WriteDb, settings: SettingsDep
+    caller: CurrentCaller, key: IdempotencyKey, body: ImportBytes, db: WriteDb, cfg: SettingsDep
 ) -> Response:
     """Create or update up to MAX_CONTACTS_PER_IMPORT contacts in one transaction.
 
     One operation per input contact, in order; invalid contacts are reported and skipped.
     """
-    limits = ImportLimits(
+    return _once(db, caller, key, body, cfg, lambda: _import(db, caller, body, cfg))
+
+
+def _import(db: Connection, caller: Caller, body: bytes, settings: Settings) -> Handled:
+    request = parse_import(caller, body)
+    answer = service.import_contacts(db, caller=caller, request=request, limits=_limits(settings))
+    return Handled(200, msgspec.json.encode(answer), keep=not request.dry_run)
+
+
+@router.post("/contacts.upsert", operation_id="upsertContact", response_model=UpsertContactResponse)
+def upsert_contact(
+    caller: ContactsWrite, key: IdempotencyKey, body: UpsertBytes, db: WriteDb, cfg: SettingsDep
+) -> Response:
+    """Create or update one contact by the same rules as one import row."""
+    return _once(db, caller, key, body, cfg, lambda: _upsert(db, caller, body))
+
+
+def _upsert(db: Connection, caller: Caller, body: bytes) -> Handled:
+    upsert = parse_upsert(caller, body)
+    op = service.upsert_contact(
+        db, workspace_id=caller.workspace_id, contact=upsert.contact, merge=upsert.merge
+    )
+    return Handled(200, UpsertContactResponse.of(op).model_dump_json().encode())
+
+
+def _once(
+    db: Connection,
+    caller: Caller,
+    key: str | None,
+    body: bytes,
+    settings: Settings,
+    handle: Callable[[], Handled],
+) -> Response:
+    """The handler's answer, or, for a key already used with this body, the stored one."""
+    answer = idempotency.run_once(
+        db,
+        workspace_id=caller.workspace_id,
+        key=key,
+        body=body,
+        ttl_seconds=settings.idempotency_ttl_seconds,
+        handle=handle,
+    )
+    headers = {"Idempotent-Replayed": "true"} if answer.replayed else None
+    return Response(answer.body, answer.status_code, headers, media_type="application/json")
+
+
+def _limits(settings: Settings) -> ImportLimits:
+    return ImportLimits(
         max_contacts=settings.max_contacts_per_import,
         max_lists=settings.max_lists_per_import,
         max_memberships=settings.max_memberships_per_import,
-    )
-    operations = service.import_contacts(db, caller=caller, request=request, limits=limits)
-    payload = msgspec.json.encode({"operations": operations, "error": None})
-    return Response(payload, media_type="application/json")
-
-
-@router.post("/contacts.upsert", operation_id="upsertContact")
-def upsert_contact(contact: UpsertDep, caller: ContactsWrite, db: WriteDb) -> UpsertContactResponse:
-    """Create or update one contact by the same rules as one import row."""
-    op = service.upsert_contact(db, workspace_id=caller.workspace_id, contact=contact)
-    return UpsertContactResponse(
-        email=op.email, action="create" if op.action == "create" else "update"
     )
 
 

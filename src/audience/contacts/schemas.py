@@ -42,12 +42,23 @@ from audience.schemas import (
 NULL = msgspec.Raw(b"null")
 
 
+#: What subscribe_to_lists does to each listed membership (docs/import.md, "Lists").
+LIST_STATUSES = ("subscribed", "active", "unsubscribed")
+#: How an import treats the fields of a contact that exists (docs/import.md, "Merge").
+MERGE_POLICIES = ("overwrite", "fill_blanks")
+ListStatus = Literal["subscribed", "active", "unsubscribed"]
+Merge = Literal["overwrite", "fill_blanks"]
+
+
 class ImportEnvelope(msgspec.Struct):
     """The import body's top level; each part is decoded on its own so errors keep their order."""
 
     workspace_id: msgspec.Raw = NULL
     contacts: msgspec.Raw = NULL
     subscribe_to_lists: msgspec.Raw = NULL
+    dry_run: msgspec.Raw = NULL
+    merge: msgspec.Raw = NULL
+    list_status: msgspec.Raw = NULL
 
 
 class UpsertEnvelope(msgspec.Struct):
@@ -55,6 +66,7 @@ class UpsertEnvelope(msgspec.Struct):
 
     workspace_id: msgspec.Raw = NULL
     contact: msgspec.Raw = NULL
+    merge: msgspec.Raw = NULL
 
 
 class ImportRequest(msgspec.Struct):
@@ -64,6 +76,16 @@ class ImportRequest(msgspec.Struct):
     workspace_id: str
     contacts: list[msgspec.Raw]
     subscribe_to_lists: list[str]
+    dry_run: bool = False
+    merge: Merge = "overwrite"
+    list_status: ListStatus = "subscribed"
+
+
+class UpsertRequest(msgspec.Struct):
+    """A contacts.upsert body once parsed: the contact undecoded, the merge policy."""
+
+    contact: msgspec.Raw
+    merge: Merge = "overwrite"
 
 
 class ImportLimits(msgspec.Struct, frozen=True):
@@ -84,6 +106,8 @@ def _contact_struct() -> type[msgspec.Struct]:
     fields += [(name, AwareDateTime | None | UnsetType, UNSET) for name in DATETIME_FIELDS]
     # JSON values stay undecoded (Raw, null included): validation checks their bytes.
     fields += [(name, msgspec.Raw, UNSET) for name in JSON_FIELDS]
+    # A contact's own list_status overrides the request's (null: the request's).
+    fields.append(("list_status", ListStatus | None | UnsetType, UNSET))
     # gc=False: decoded JSON holds no reference cycles, and 10,000 tracked structs per
     # request would only feed the cycle collector.
     return msgspec.defstruct("ContactStruct", fields, gc=False)
@@ -115,13 +139,43 @@ class Contact(msgspec.Struct, frozen=True):
     updated_at: datetime
 
 
-class Operation(msgspec.Struct, gc=False):
-    """One line of an import's answer (UpsertContactOperation, plus its input index)."""
+class ListOutcome(msgspec.Struct, gc=False):
+    """What an import did to one requested list of a contact."""
+
+    list_id: str
+    status: str
+    previous_status: str | None
+
+
+class Operation(msgspec.Struct, gc=False, omit_defaults=True):
+    """One line of an import's answer (UpsertContactOperation, plus its input index, and
+    for a contact written: the fields it changed and, with subscribe_to_lists, its lists)."""
 
     index: int
     email: str
     action: str
-    error: str | None = None
+    error: str | None
+    changed_fields: list[str] | UnsetType = UNSET
+    lists: list[ListOutcome] | UnsetType = UNSET
+
+
+class Summary(msgspec.Struct, gc=False):
+    """How many input contacts were created, updated (a field or a membership changed),
+    left unchanged, and refused."""
+
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    errors: int = 0
+
+
+class ImportAnswer(msgspec.Struct, gc=False, omit_defaults=True):
+    """The answer of contacts.import (BatchImportContactsResponse, with our additions)."""
+
+    operations: list[Operation]
+    error: None
+    summary: Summary
+    dry_run: bool = False
 
 
 # --- OpenAPI documentation of the import (field for field with the contract) ------------------
@@ -276,6 +330,16 @@ class ContactInput(BaseModel):
     custom_json_3: JsonField
     custom_json_4: JsonField
     custom_json_5: JsonField
+    list_status: Annotated[
+        ListStatus | None,
+        Field(
+            default=None,
+            description=(
+                "This contact's own list_status, overriding the request's (an Audience "
+                "addition; not stored)"
+            ),
+        ),
+    ]
 
 
 #: Documented as non-empty; an empty one is refused by the rules (e.g. `list not found: `).
@@ -304,20 +368,81 @@ class BatchImportContactsRequest(BaseModel):
             ),
         ),
     ]
+    dry_run: Annotated[
+        bool,
+        Field(
+            description=(
+                "Validate and plan the whole request against the data as it is, answer what "
+                "the same request would answer now, and write nothing"
+            )
+        ),
+    ] = False
+    merge: Annotated[
+        Merge,
+        Field(
+            description=(
+                "overwrite: absent keeps, null clears, a value replaces; fill_blanks: a value "
+                "is written only where the stored value is null or empty, null changes nothing"
+            )
+        ),
+    ] = "overwrite"
+    list_status: Annotated[
+        ListStatus,
+        Field(
+            description=(
+                "What subscribe_to_lists does: subscribed (new memberships active, or pending "
+                "on a double opt-in list), active (new or pending become active), unsubscribed "
+                "(new, active or pending become unsubscribed); unsubscribed, bounced and "
+                "complained are never revived"
+            )
+        ),
+    ] = "subscribed"
 
 
-class UpsertContactOperation(Answer):
-    """The outcome for contacts[index]."""
+class ListOutcomeOut(Answer):
+    """What the import did to one requested list of a contact."""
+
+    list_id: str
+    status: MembershipStatus
+    previous_status: MembershipStatus | None = Field(
+        description="The status before the import; null for a new membership"
+    )
+
+
+class SummaryOut(Answer):
+    """Input contacts by outcome; the four add up to the number of contacts sent."""
+
+    created: int
+    updated: int = Field(description="Updates that changed a field or a membership")
+    unchanged: int = Field(description="Updates that changed nothing (and wrote nothing)")
+    errors: int
+
+
+# Not Answer models: their optional fields are left out of some answers (not required).
+class UpsertContactOperation(BaseModel):
+    """The outcome for contacts[index]. A contact written also carries the fields it changed
+    and, with subscribe_to_lists, one entry per requested list; an error carries neither."""
 
     index: int
     email: str
     action: Literal["create", "update", "error"]
     error: str | None
+    changed_fields: list[str] = Field(
+        default_factory=list,
+        description=(
+            "Sorted names of the fields stored non-null (create) or whose value changed (update)"
+        ),
+    )
+    lists: list[ListOutcomeOut] = Field(
+        default_factory=list, description="One entry per list of subscribe_to_lists, in its order"
+    )
 
 
-class BatchImportContactsResponse(Answer):
+class BatchImportContactsResponse(BaseModel):
     operations: list[UpsertContactOperation]
-    error: str | None = None
+    error: str | None
+    summary: SummaryOut
+    dry_run: bool = Field(default=False, description="true on a dry run (else left out)")
 
 
 # --- the other routes -----------------------------------------------------------------------------
@@ -326,11 +451,23 @@ class BatchImportContactsResponse(Answer):
 class UpsertContactRequest(BaseModel):
     workspace_id: Identifier
     contact: ContactInput
+    merge: Annotated[Merge, Field(description="As in contacts.import")] = "overwrite"
 
 
 class UpsertContactResponse(Answer):
     email: str
     action: Literal["create", "update"]
+    #: For a create, the fields stored non-null; for an update, the fields it changed.
+    changed_fields: list[str]
+
+    @classmethod
+    def of(cls, operation: Operation) -> UpsertContactResponse:
+        changed = operation.changed_fields
+        return cls(
+            email=operation.email,
+            action="create" if operation.action == "create" else "update",
+            changed_fields=[] if isinstance(changed, UnsetType) else changed,
+        )
 
 
 class DeleteContactRequest(BaseModel):

@@ -3,23 +3,28 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime
 
 import msgspec
 from sqlalchemy import Connection
 
 from audience.api_keys import service as api_keys
 from audience.api_keys.schemas import Caller, Permission
+from audience.contacts.bulk import BulkWriter, field_names
 from audience.contacts.repository import ContactRepository
 from audience.contacts.schemas import (
     Contact,
     ContactListQuery,
+    ImportAnswer,
     ImportLimits,
     ImportRequest,
     Membership,
     Operation,
+    Summary,
 )
-from audience.contacts.validation import ContactError, normalize_email, validate_batch
+from audience.contacts.validation import ContactBatch, ContactError, normalize_email, validate_batch
 from audience.db.models import MembershipStatus
 from audience.errors import BadRequest, NotFound
 from audience.kit import metrics
@@ -33,28 +38,78 @@ TOO_MANY_MEMBERSHIPS = "too many memberships in one request (contacts × lists >
 
 def import_contacts(
     conn: Connection, *, caller: Caller, request: ImportRequest, limits: ImportLimits
-) -> list[Operation]:
+) -> ImportAnswer:
     """Create or update every valid contact, in input order, in the caller's transaction.
 
     The request-level rules run first, in the documented order; the contacts are then
     validated before the first statement, so that nothing is locked while Python works.
+    A dry run does all of it in a savepoint that is rolled back: the same answer, nothing
+    written.
     """
     _check_import(caller, request, limits)
     checked = validate_batch(request.contacts)
-    list_statuses = _new_membership_statuses(conn, caller.workspace_id, request.subscribe_to_lists)
-    batch = checked.batch
-    operations = [Operation(index, email, "update") for index, email in enumerate(checked.emails)]
-    for index, message in checked.errors.items():
-        operations[index].action = "error"
-        operations[index].error = message
-    repo = ContactRepository(conn, caller.workspace_id)
+    lists_wanted = _lock_lists(conn, caller.workspace_id, request.subscribe_to_lists)
+    operations = [
+        Operation(index, email, "error", checked.errors.get(index))
+        for index, email in enumerate(checked.emails)
+    ]
+    writer = BulkWriter(conn, caller.workspace_id)
     now = utcnow()
-    for position in repo.upsert_many(batch, now):
-        operations[batch.first_index[position]].action = "create"
-    if list_statuses:
-        repo.subscribe(batch.emails, list_statuses, now)
+    with _maybe_rolled_back(conn, request.dry_run):
+        for batch in checked.rounds:
+            _apply_round(writer, batch, operations, request, lists_wanted, now)
     _count(operations)
-    return operations
+    return ImportAnswer(operations, None, _summary(operations), request.dry_run)
+
+
+def _apply_round(
+    writer: BulkWriter,
+    batch: ContactBatch,
+    operations: list[Operation],
+    request: ImportRequest,
+    lists_wanted: dict[str, bool],
+    now: datetime,
+) -> None:
+    """Write one round of the batch and fill in the operations of its contacts."""
+    applied = writer.apply(batch, merge=request.merge, now=now)
+    rows = zip(batch.positions, applied.created, applied.changed, strict=True)
+    for position, created, mask in rows:
+        op = operations[position]
+        op.action = "create" if created else "update"
+        op.changed_fields = list(field_names(mask))
+    if not lists_wanted:
+        return
+    targets = [own or request.list_status for own in batch.list_statuses]
+    outcomes = writer.subscribe(batch.emails, targets, lists_wanted, now)
+    for position, outcome in zip(batch.positions, outcomes, strict=True):
+        operations[position].lists = outcome
+
+
+def _summary(operations: Sequence[Operation]) -> Summary:
+    summary = Summary()
+    for op in operations:
+        if op.action == "create":
+            summary.created += 1
+        elif op.action == "error":
+            summary.errors += 1
+        elif op.changed_fields or any(o.status != o.previous_status for o in op.lists or ()):
+            summary.updated += 1
+        else:
+            summary.unchanged += 1
+    return summary
+
+
+@contextmanager
+def _maybe_rolled_back(conn: Connection, dry_run: bool) -> Iterator[None]:
+    """For a dry run, a savepoint whose work is undone at the end (locks included)."""
+    if not dry_run:
+        yield
+        return
+    savepoint = conn.begin_nested()
+    try:
+        yield
+    finally:
+        savepoint.rollback()
 
 
 def _count(operations: list[Operation]) -> None:
@@ -81,13 +136,17 @@ def _check_import(caller: Caller, request: ImportRequest, limits: ImportLimits) 
     api_keys.require(caller, Permission.CONTACTS_WRITE, error=BadRequest)
 
 
-def upsert_contact(conn: Connection, *, workspace_id: str, contact: msgspec.Raw) -> Operation:
+def upsert_contact(
+    conn: Connection, *, workspace_id: str, contact: msgspec.Raw, merge: str = "overwrite"
+) -> Operation:
     """One contact by the same rules as one import row; an invalid one is a 400."""
     checked = validate_batch([contact])
     if checked.errors:
         raise BadRequest(checked.errors[0])
-    created = ContactRepository(conn, workspace_id).upsert_many(checked.batch, utcnow())
-    operation = Operation(0, checked.emails[0], "create" if created else "update")
+    (batch,) = checked.rounds
+    applied = BulkWriter(conn, workspace_id).apply(batch, merge=merge, now=utcnow())
+    action = "create" if applied.created[0] else "update"
+    operation = Operation(0, checked.emails[0], action, None, list(field_names(applied.changed[0])))
     _count([operation])
     return operation
 
@@ -173,17 +232,12 @@ def _after(cursor: str | None) -> str | None:
         raise BadRequest("cursor: invalid cursor") from None
 
 
-def _new_membership_statuses(
-    conn: Connection, workspace_id: str, list_ids: Sequence[str]
-) -> dict[str, str]:
-    """{list id: status of a new membership}; `list not found: <id>` for an unknown list."""
+def _lock_lists(conn: Connection, workspace_id: str, list_ids: Sequence[str]) -> dict[str, bool]:
+    """{list id: is double opt-in}, in request order, each locked against deletion;
+    `list not found: <id>` for an unknown list."""
     if not list_ids:
         return {}
-    double_optin = lists.lock_for_subscribe(conn, workspace_id=workspace_id, list_ids=list_ids)
-    return {
-        list_id: MembershipStatus.PENDING if optin else MembershipStatus.ACTIVE
-        for list_id, optin in double_optin.items()
-    }
+    return lists.lock_for_subscribe(conn, workspace_id=workspace_id, list_ids=list_ids)
 
 
 def _lookup_email(email: str) -> str:

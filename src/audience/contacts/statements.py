@@ -1,15 +1,17 @@
 """The bulk statements of the import, as SQL text: PostgreSQL (COPY or unnest) and SQLite.
 
-They apply the update rule of docs/import.md set-wise: given values replace (COALESCE over the
-stored value keeps the absent ones), then one more statement, over the rows that need it,
-clears the fields sent as null. Executed by ContactRepository (repository.py).
+On PostgreSQL one statement merges a batch into the stored rows by the update rules of
+docs/import.md (overwrite: absent keeps, null clears, a value replaces; fill_blanks: a value
+fills only a blank field) and says, per row, what changed. On SQLite, with one writer at a
+time, the repository merges in Python between a read and the writes below. Executed by
+ContactRepository (repository.py).
 """
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from audience.db.models import DATETIME_FIELDS, FIELDS, JSON_FIELDS, NUMBER_FIELDS
+from audience.db.models import DATETIME_FIELDS, FIELDS, JSON_FIELDS, NUMBER_FIELDS, TEXT_FIELDS
 
 
 def pg_type(name: str) -> str:
@@ -21,101 +23,152 @@ def pg_type(name: str) -> str:
 
 
 _COLUMNS = ", ".join(FIELDS)
-_KEEP_ABSENT = ", ".join(f"{n} = COALESCE(excluded.{n}, contacts.{n})" for n in FIELDS)
+_BIT = {name: 1 << k for k, name in enumerate(FIELDS)}
 
 
-def _selected(row: str) -> str:
-    return ", ".join(f"{row}{n}::jsonb" if n in JSON_FIELDS else f"{row}{n}" for n in FIELDS)
+def _given(name: str) -> str:
+    """The staged value of a field as the column's type (JSON travels as text)."""
+    return f"s.{name}::jsonb" if name in JSON_FIELDS else f"s.{name}"
 
 
-def _clear_columns(mask: str, row: str) -> str:
-    return ", ".join(
-        f"{n} = CASE WHEN ({mask} & {1 << i}) <> 0 THEN NULL ELSE {row}{n} END"
-        for i, n in enumerate(FIELDS)
+def _merged(name: str, merge: str) -> str:
+    """The field's value after the import (docs/import.md: update semantics, merge)."""
+    given, stored = _given(name), f"o.{name}"
+    if merge == "overwrite":  # absent keeps, null clears, a value replaces
+        cleared = f"(s.nulls & {_BIT[name]}) <> 0"
+        return f"CASE WHEN {cleared} THEN NULL ELSE COALESCE({given}, {stored}) END"
+    blank = f"{stored} IS NULL" + (f" OR {stored} = ''" if name in TEXT_FIELDS else "")
+    return f"CASE WHEN {given} IS NOT NULL AND ({blank}) THEN {given} ELSE {stored} END"
+
+
+def _mask(test: str) -> str:
+    """The int8 mask of the fields for which `test` (on `{n}`) holds."""
+    return " + ".join(
+        f"(CASE WHEN {test.format(n=name)} THEN {_BIT[name]} ELSE 0 END)::int8" for name in FIELDS
     )
+
+
+def _apply(source: str, merge: str) -> str:
+    """One statement that locks the batch's stored rows in email order (a primary-key probe
+    each, whatever the planner's statistics), merges the given fields into them, inserts the
+    new contacts and rewrites only the rows that change: an update that changes nothing
+    writes nothing. Per row: created, the mask of the fields changed (stored non-null, for a
+    created row), and how many rows were inserted (fewer than created: a concurrent import
+    inserted one of them first, and the transaction must run again)."""
+    return f"""
+WITH merged AS (
+    SELECT s.email, o.email IS NULL AS created,
+           {", ".join(f"o.{n} AS o_{n}" for n in FIELDS)},
+           {", ".join(f"{_merged(n, merge)} AS {n}" for n in FIELDS)}
+    FROM {source} AS s
+    LEFT JOIN LATERAL (
+        SELECT c.email, {", ".join(f"c.{n}" for n in FIELDS)} FROM contacts AS c
+        WHERE c.workspace_id = %(ws)b AND c.email = s.email
+        FOR UPDATE
+    ) AS o ON true
+), judged AS (
+    SELECT m.*, CASE WHEN m.created THEN {_mask("m.{n} IS NOT NULL")}
+                     ELSE {_mask("m.{n} IS DISTINCT FROM m.o_{n}")} END AS changed
+    FROM merged AS m
+), inserted AS (
+    INSERT INTO contacts (workspace_id, email, {_COLUMNS}, created_at, updated_at)
+    SELECT %(ws)b, j.email, {", ".join(f"j.{n}" for n in FIELDS)}, %(now)b, %(now)b
+    FROM judged AS j WHERE j.created ORDER BY j.email COLLATE "C"
+    ON CONFLICT (workspace_id, email) DO NOTHING
+    RETURNING 1
+), updated AS (
+    INSERT INTO contacts (workspace_id, email, {_COLUMNS}, created_at, updated_at)
+    SELECT %(ws)b, j.email, {", ".join(f"j.{n}" for n in FIELDS)}, %(now)b, %(now)b
+    FROM judged AS j WHERE NOT j.created AND j.changed <> 0 ORDER BY j.email COLLATE "C"
+    ON CONFLICT (workspace_id, email) DO UPDATE
+    SET {", ".join(f"{n} = excluded.{n}" for n in FIELDS)}, updated_at = excluded.updated_at
+)
+SELECT j.email, j.created, j.changed, (SELECT count(*) FROM inserted) AS inserted
+FROM judged AS j
+"""
 
 
 # --- PostgreSQL, COPY mode: the batch is staged in a temporary table -------------------------
 
-#: Created once per session (IF NOT EXISTS), emptied by every commit.
+#: Created once per session (IF NOT EXISTS), emptied by every commit (and between rounds).
 PG_STAGE = f"""
 CREATE TEMPORARY TABLE IF NOT EXISTS import_stage (
-    email text NOT NULL, {", ".join(f"{n} {pg_type(n)}" for n in FIELDS)}
+    email text NOT NULL, {", ".join(f"{n} {pg_type(n)}" for n in FIELDS)}, nulls int8 NOT NULL
 ) ON COMMIT DELETE ROWS
 """
-PG_STAGE_TYPES = ["text", *(pg_type(n) for n in FIELDS)]
-PG_COPY = f"COPY import_stage (email, {_COLUMNS}) FROM STDIN (FORMAT BINARY)"
-
-# Rows are written, and so locked, in code point order of the email (COLLATE "C", the order
-# the batch is sorted and staged in), the order every import shares. A row the statement
-# inserted has no xmax (an updated one carries this transaction's row lock), which tells
-# creates from updates even when two requests share a timestamp.
-PG_UPSERT_STAGED = f"""
-WITH written AS (
-    INSERT INTO contacts (workspace_id, email, {_COLUMNS}, created_at, updated_at)
-    SELECT %(ws)b, s.email, {_selected("s.")}, %(now)b, %(now)b
-    FROM import_stage AS s ORDER BY s.email COLLATE "C"
-    ON CONFLICT (workspace_id, email) DO UPDATE SET {_KEEP_ABSENT}, updated_at = excluded.updated_at
-    RETURNING email, xmax = 0 AS inserted
-)
-SELECT email FROM written WHERE inserted
-"""
+PG_STAGE_TYPES = ["text", *(pg_type(n) for n in FIELDS), "int8"]
+PG_COPY = f"COPY import_stage (email, {_COLUMNS}, nulls) FROM STDIN (FORMAT BINARY)"
+PG_UNSTAGE = "TRUNCATE import_stage"
+_STAGED = '(SELECT * FROM import_stage ORDER BY email COLLATE "C")'
+PG_APPLY_STAGED = {merge: _apply(_STAGED, merge) for merge in ("overwrite", "fill_blanks")}
 
 # --- PostgreSQL, unnest mode: the batch travels as binary arrays ------------------------------
 
-# Portable to engines without xmax: a created row is one whose created_at is this request's.
-PG_UPSERT_ARRAYS = f"""
-WITH written AS (
-    INSERT INTO contacts (workspace_id, email, {_COLUMNS}, created_at, updated_at)
-    SELECT %(ws)b, u.email, {_selected("u.")}, %(now)b, %(now)b
-    FROM unnest(%(email)b::text[], {", ".join(f"%({n})b::{pg_type(n)}[]" for n in FIELDS)})
-         AS u(email, {_COLUMNS})
-    ON CONFLICT (workspace_id, email) DO UPDATE SET {_KEEP_ABSENT}, updated_at = excluded.updated_at
-    RETURNING email, created_at
+_ARRAY_PARAMS = ", ".join(f"%({n})b::{pg_type(n)}[]" for n in FIELDS)
+_ARRAYS = f"""(SELECT * FROM unnest(%(email)b::text[], {_ARRAY_PARAMS}, %(nulls)b::int8[])
+    AS u(email, {_COLUMNS}, nulls) ORDER BY email COLLATE "C")"""
+PG_APPLY_ARRAYS = {merge: _apply(_ARRAYS, merge) for merge in ("overwrite", "fill_blanks")}
+
+# --- memberships, both databases' statements --------------------------------------------------
+
+# The memberships of (emails, lists) as they are, locked in (email, list) order, the order
+# every import shares (after the contacts).
+PG_MEMBERSHIPS = """
+SELECT email, list_id, status FROM contact_lists
+WHERE workspace_id = %(ws)b AND email = ANY(%(emails)b::text[]) AND list_id = ANY(%(lists)b::text[])
+ORDER BY email COLLATE "C", list_id COLLATE "C"
+FOR UPDATE
+"""
+# New memberships; fewer inserted than given means a concurrent import inserted one first.
+PG_ADD_MEMBERSHIPS = """
+WITH added AS (
+    INSERT INTO contact_lists (workspace_id, email, list_id, status, created_at, updated_at)
+    SELECT %(ws)b, u.email, u.list_id, u.status, %(now)b, %(now)b
+    FROM unnest(%(emails)b::text[], %(lists)b::text[], %(statuses)b::text[])
+         AS u(email, list_id, status)
+    ORDER BY u.email COLLATE "C", u.list_id COLLATE "C"
+    ON CONFLICT (workspace_id, email, list_id) DO NOTHING
+    RETURNING 1
 )
-SELECT email FROM written WHERE created_at = %(now)b
+SELECT count(*) FROM added
 """
-
-# --- PostgreSQL, both modes: clearing the fields sent as null -------------------------------
-
-# An UPDATE … FROM joined to the batch leaves the join to the planner, which on a table
-# without statistics (a new database, autovacuum not run yet) may scan the whole workspace
-# once per batch row. ON CONFLICT always matches by probing the primary key, so the clear is
-# an upsert too: every row here was written and locked by this transaction just above, the
-# insert branch never runs, and the proposed row only carries the row's null mask, in
-# custom_number_1 (a float8 holds the 33-bit mask exactly).
-_MASK = "(excluded.custom_number_1::int8)"
-PG_CLEAR = f"""
-INSERT INTO contacts (workspace_id, email, custom_number_1, created_at, updated_at)
-SELECT %(ws)b, u.email, u.mask, %(now)b, %(now)b
-FROM unnest(%(emails)b::text[], %(masks)b::float8[]) AS u(email, mask)
-ON CONFLICT (workspace_id, email) DO UPDATE SET {_clear_columns(_MASK, "contacts.")}
-"""
-
-# Rows are inserted in (email, list) order, the lock order every import shares.
-PG_SUBSCRIBE = """
+# Existing memberships whose status changes (they are locked: the insert never runs).
+PG_SET_MEMBERSHIPS = """
 INSERT INTO contact_lists (workspace_id, email, list_id, status, created_at, updated_at)
-SELECT %(ws)b, e.email, l.list_id, l.status, %(now)b, %(now)b
-FROM unnest(%(emails)b::text[]) AS e(email)
-CROSS JOIN unnest(%(lists)b::text[], %(statuses)b::text[]) AS l(list_id, status)
-ORDER BY e.email, l.list_id
-ON CONFLICT (workspace_id, email, list_id) DO NOTHING
+SELECT %(ws)b, u.email, u.list_id, u.status, %(now)b, %(now)b
+FROM unnest(%(emails)b::text[], %(lists)b::text[], %(statuses)b::text[])
+     AS u(email, list_id, status)
+ORDER BY u.email COLLATE "C", u.list_id COLLATE "C"
+ON CONFLICT (workspace_id, email, list_id) DO UPDATE
+SET status = excluded.status, updated_at = excluded.updated_at
 """
 
 # --- SQLite -----------------------------------------------------------------------------------
 
-SQLITE_UPSERT = f"""
+SQLITE_STORED = f"""
+SELECT email, {_COLUMNS} FROM contacts
+WHERE workspace_id = ? AND email IN (SELECT value FROM json_each(?))
+"""
+SQLITE_INSERT = f"""
 INSERT INTO contacts (workspace_id, email, {_COLUMNS}, created_at, updated_at)
 VALUES (?, ?, {", ".join("?" for _ in FIELDS)}, ?, ?)
-ON CONFLICT (workspace_id, email) DO UPDATE SET {_KEEP_ABSENT}, updated_at = excluded.updated_at
 """
-SQLITE_CLEAR = f"""
-UPDATE contacts SET {_clear_columns("?1", "")} WHERE workspace_id = ?2 AND email = ?3
+SQLITE_REWRITE = f"""
+UPDATE contacts SET {", ".join(f"{n} = ?" for n in FIELDS)}, updated_at = ?
+WHERE workspace_id = ? AND email = ?
 """
-SQLITE_SUBSCRIBE = """
+SQLITE_MEMBERSHIPS = """
+SELECT email, list_id, status FROM contact_lists
+WHERE workspace_id = ? AND list_id IN (SELECT value FROM json_each(?))
+  AND email IN (SELECT value FROM json_each(?))
+"""
+SQLITE_ADD_MEMBERSHIP = """
 INSERT INTO contact_lists (workspace_id, email, list_id, status, created_at, updated_at)
 VALUES (?, ?, ?, ?, ?, ?)
-ON CONFLICT (workspace_id, email, list_id) DO NOTHING
+"""
+SQLITE_SET_MEMBERSHIP = """
+UPDATE contact_lists SET status = ?, updated_at = ?
+WHERE workspace_id = ? AND email = ? AND list_id = ?
 """
 
 

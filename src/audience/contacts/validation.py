@@ -21,7 +21,7 @@ import msgspec
 from email_validator import SPECIAL_USE_DOMAIN_NAMES, EmailNotValidError, validate_email
 from msgspec import UNSET
 
-from audience.contacts.schemas import ContactStruct
+from audience.contacts.schemas import LIST_STATUSES, ContactStruct
 from audience.db.models import (
     DATETIME_FIELDS,
     EMAIL_MAX_LENGTH,
@@ -54,20 +54,21 @@ class ContactError(ValueError):
 
 @dataclass(slots=True)
 class ContactBatch:
-    """The valid contacts of a request, merged by email (rule 8), sorted by email.
+    """Valid contacts with distinct emails, sorted by email: what one statement writes.
 
     `emails` are distinct and in code point order, the order every import takes row locks
     in. `columns[k][i]` is what FIELDS[k] becomes for emails[i] when given (None when
-    absent or null: the upsert keeps the stored value); bit k of `nulls[i]` is set when that
-    field was sent as null, so it must be cleared. `first_index[i]` is the input position of
-    the first contact with that email. Text is trimmed, JSON values are compact JSON text,
-    date-times are aware UTC datetimes.
+    absent or null); bit k of `nulls[i]` is set when that field was sent as null.
+    `positions[i]` is the input index of that contact, `list_statuses[i]` its own
+    `list_status` (None: the request's). Text is trimmed, JSON values are compact JSON
+    text, date-times are aware UTC datetimes.
     """
 
     emails: list[str]
     columns: list[list[Any]]
     nulls: list[int]
-    first_index: list[int]
+    positions: list[int]
+    list_statuses: list[str | None]
 
     def __len__(self) -> int:
         return len(self.emails)
@@ -75,9 +76,13 @@ class ContactBatch:
 
 @dataclass(slots=True)
 class Validation:
-    """A batch and what became of each input contact."""
+    """The valid contacts, in rounds, and what became of each input contact.
 
-    batch: ContactBatch
+    Round r holds the r-th contact of each email (rule 8: duplicates are applied in order,
+    as if sent one after another); without duplicates there is one round.
+    """
+
+    rounds: list[ContactBatch]
     #: Per input contact: its normalised email, or what its error reports as its email.
     emails: list[str]
     #: Input position -> why that contact is skipped.
@@ -90,7 +95,7 @@ _Column = Sequence[Any]
 
 
 def validate_batch(raws: Sequence[bytes | msgspec.Raw]) -> Validation:
-    """Decode and check every contact on its own; merge and sort the valid ones.
+    """Decode and check every contact on its own; sort the valid ones into rounds.
 
     Each contact is decoded from its own JSON bytes, so one bad contact never fails its
     batch. The contacts are then sorted by email and the field rules run column by column:
@@ -134,38 +139,43 @@ def validate_batch(raws: Sequence[bytes | msgspec.Raw]) -> Validation:
         columns[k] = check(name, columns[k], failed)
     for row, message in failed.items():
         errors[positions[row]] = message
-    if failed or len(set(emails)) < len(emails):
-        emails, positions, columns = _merge(emails, positions, columns, failed)
-    return Validation(_batch(emails, positions, columns), reported, errors)
+    statuses = [None if s.list_status is UNSET else s.list_status for s in structs]
+    rows = _rounds(emails, failed)
+    if len(rows) == 1 and len(rows[0]) == len(emails):  # no duplicate, no failure
+        return Validation([_batch(emails, positions, columns, statuses)], reported, errors)
+    rounds = [
+        _batch(
+            [emails[r] for r in kept],
+            [positions[r] for r in kept],
+            [[column[r] for r in kept] for column in columns],
+            [statuses[r] for r in kept],
+        )
+        for kept in rows
+    ]
+    return Validation(rounds, reported, errors)
 
 
-def _merge(
-    emails: Sequence[str],
-    positions: Sequence[int],
-    columns: Sequence[_Column],
-    failed: Mapping[int, str],
-) -> tuple[list[str], list[int], list[_Column]]:
-    """Drop the failed rows; merge each run of one email into its first row (rule 8: a later
-    duplicate is applied after the earlier one, so its given fields win)."""
-    merged = [list(column) for column in columns]
-    kept: list[int] = []
+def _rounds(emails: Sequence[str], failed: Mapping[int, str]) -> list[list[int]]:
+    """The rows of each round: the r-th valid row of each email goes to round r."""
+    rounds: list[list[int]] = [[]]
+    occurrence = 0
     for row, email in enumerate(emails):
+        occurrence = occurrence + 1 if row and emails[row - 1] == email else 0
         if row in failed:
+            occurrence -= 1
             continue
-        if kept and emails[kept[-1]] == email:
-            for column in merged:
-                if (value := column[row]) is not UNSET:
-                    column[kept[-1]] = value
-        else:
-            kept.append(row)
-    return (
-        [emails[row] for row in kept],
-        [positions[row] for row in kept],
-        [[column[row] for row in kept] for column in merged],
-    )
+        while len(rounds) <= occurrence:
+            rounds.append([])
+        rounds[occurrence].append(row)
+    return [kept for kept in rounds if kept]
 
 
-def _batch(emails: list[str], positions: list[int], columns: Sequence[_Column]) -> ContactBatch:
+def _batch(
+    emails: list[str],
+    positions: list[int],
+    columns: Sequence[_Column],
+    statuses: list[str | None],
+) -> ContactBatch:
     """Null masks from the explicit nulls, then every column in its final form."""
     nulls = [0] * len(emails)
     final: list[list[Any]] = []
@@ -183,7 +193,7 @@ def _batch(emails: list[str], positions: list[int], columns: Sequence[_Column]) 
             final.append([v.strip() if v.__class__ is str else None for v in column])
         else:
             final.append([None if v is UNSET else v for v in column])
-    return ContactBatch(emails, final, nulls, positions)
+    return ContactBatch(emails, final, nulls, positions, statuses)
 
 
 def normalize_email(value: Any) -> str:
@@ -382,7 +392,7 @@ _COLUMN_CHECKS: tuple[tuple[str, _ColumnCheck], ...] = (
     *((name, _datetime_column) for name in DATETIME_FIELDS),
     *((name, _json_column) for name in JSON_FIELDS),
 )
-assert tuple(n for n, _ in _COLUMN_CHECKS) == FIELDS == ContactStruct.__struct_fields__[1:]
+assert tuple(n for n, _ in _COLUMN_CHECKS) == FIELDS == ContactStruct.__struct_fields__[1:-1]
 
 
 def _describe(message: str) -> str:
@@ -403,4 +413,6 @@ def _describe(message: str) -> str:
         return f"{field}: expected a JSON object or array"
     if field in TEXT_FIELDS:
         return f"{field}: expected a string"
+    if field == "list_status":
+        return f"list_status: must be one of {', '.join(LIST_STATUSES)}"
     return f"{field}: invalid value"

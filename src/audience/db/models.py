@@ -17,6 +17,8 @@ from sqlalchemy import (
     Float,
     ForeignKeyConstraint,
     Index,
+    Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -156,4 +158,19 @@ contact_lists = Table(
         f"status IN ({', '.join(repr(s.value) for s in MembershipStatus)})", name="status"
     ),
     Index(None, "workspace_id", "list_id", "status"),
+)
+
+#: The answer of a request sent with an Idempotency-Key, kept so that a retry gets it again.
+idempotency_keys = Table(
+    "idempotency_keys",
+    metadata,
+    Column("workspace_id", String(32), primary_key=True),
+    Column("key", String(255), primary_key=True),
+    Column("request_hash", String(64), nullable=False),
+    Column("status_code", Integer, nullable=True),  # null while the first request runs
+    Column("body", LargeBinary, nullable=True),
+    Column("created_at", Timestamp, nullable=False),
+    Column("expires_at", Timestamp, nullable=False),
+    ForeignKeyConstraint(["workspace_id"], ["workspaces.id"], ondelete="CASCADE"),
+    Index(None, "workspace_id", "expires_at"),
 )

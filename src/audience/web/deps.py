@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Header, Request
 from sqlalchemy import Connection
 
 from audience.config import Settings
 from audience.db.session import transaction
+from audience.idempotency import service as idempotency
 
 
 def _read_db(request: Request) -> Iterator[Connection]:
@@ -33,3 +34,23 @@ def _settings(request: Request) -> Settings:
 ReadDb = Annotated[Connection, Depends(_read_db, scope="function")]
 WriteDb = Annotated[Connection, Depends(_write_db, scope="function")]
 SettingsDep = Annotated[Settings, Depends(_settings)]
+
+
+def _idempotency_key(
+    key: Annotated[
+        str | None,
+        Header(
+            alias="Idempotency-Key",
+            json_schema_extra={"pattern": "^[\\x21-\\x7e]{1,255}$"},
+            description=(
+                "1-255 visible ASCII characters. A request sent again with the same key and "
+                "the same body (within AUDIENCE_IDEMPOTENCY_TTL_SECONDS, 24 h) writes nothing "
+                "and gets the first answer again, with `Idempotent-Replayed: true`."
+            ),
+        ),
+    ] = None,
+) -> str | None:
+    return idempotency.checked_key(key)
+
+
+IdempotencyKey = Annotated[str | None, Depends(_idempotency_key)]

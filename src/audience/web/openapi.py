@@ -35,13 +35,22 @@ _ERROR_REF = {"application/json": {"schema": {"$ref": "#/components/schemas/Erro
 _WWW_AUTHENTICATE = {
     "WWW-Authenticate": {
         "description": "The authentication scheme to use: `Bearer`",
+        "required": True,
         "schema": {"type": "string", "const": "Bearer"},
     }
 }
 _RETRY_AFTER = {
     "Retry-After": {
         "description": "Seconds to wait before trying again",
+        "required": True,
         "schema": {"type": "string", "pattern": "^[0-9]+$"},
+    }
+}
+_REPLAYED = {
+    "Idempotent-Replayed": {
+        "description": "`true` when this is the stored answer of an earlier request sent with "
+        "the same Idempotency-Key and body (nothing was written this time)",
+        "schema": {"type": "string", "enum": ["true"]},
     }
 }
 #: The headers an error answer carries, by status (errors.py).
@@ -52,22 +61,30 @@ _ERRORS = {
     "401": "Missing, malformed, unknown or revoked API key, or another workspace",
     "403": "The API key lacks the permission this route needs",
     "404": "Not found",
+    "409": "A request with this Idempotency-Key is in progress",
     "408": "The request's head or body did not arrive in time (`audience serve`, web/protocol.py)",
     "413": "Request body too large (decided before any route runs, whatever the method)",
     "415": "Content-Type is not application/json",
+    "422": "The Idempotency-Key was already used with a different request body",
     "431": "Request head too large: too many or too long headers (`audience serve`)",
     "500": "Internal server error: nothing of the request was written",
     "503": "Busy: the worker's request or import limit, or the database; retry after a while",
 }
+#: Answers only the routes that take an Idempotency-Key give.
+_IDEMPOTENT_ONLY = {"409", "422"}
 #: Answers a route cannot give: no body is read on GET; the import answers a missing
 #: permission with 400; 404 only where a route looks up a contact or a list by its key.
 _NOT_GIVEN = {
-    "get": {"415"},
+    "get": {"415", *_IDEMPOTENT_ONLY},
     "batchImportContacts": {"403", "404"},
     "upsertContact": {"404"},
+    "deleteContact": _IDEMPOTENT_ONLY,
+    "updateContactListStatus": _IDEMPOTENT_ONLY,
+    "updateList": _IDEMPOTENT_ONLY,
+    "deleteList": _IDEMPOTENT_ONLY,
     "listContacts": {"404"},
     "countContacts": {"404"},
-    "createList": {"404"},
+    "createList": {"404", *_IDEMPOTENT_ONLY},
     "listLists": {"404"},
 }
 #: Query parameters whose route reads them by stricter rules than their type says.
@@ -150,6 +167,8 @@ def _document_errors(path: str, method: str, operation: dict[str, Any]) -> None:
     responses.pop("422", None)
     if not path.startswith("/api/"):
         return
+    if any(p["name"] == "Idempotency-Key" for p in operation.get("parameters", [])):
+        responses["200"].setdefault("headers", {}).update(_REPLAYED)
     skipped = _NOT_GIVEN.get(method, set()) | _NOT_GIVEN.get(operation["operationId"], set())
     for code, description in _ERRORS.items():
         if code not in skipped:

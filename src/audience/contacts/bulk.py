@@ -1,0 +1,304 @@
+"""SQL of the import: merging a batch into the stored contacts, and its list memberships.
+
+The one place that knows SQLite from PostgreSQL (its statements are in statements.py). On
+PostgreSQL a batch reaches the server by binary COPY into a per-connection temporary table
+(the default), or as binary arrays read by `unnest` (the `unnest` bulk-write mode, for
+engines without temporary tables or binary COPY, such as CockroachDB); one statement then
+merges it (statements._apply). SQLite has one writer at a time: the stored rows are read,
+merged column by column in Python, and only the rows that change are written.
+
+Every write takes its row locks in one order: contacts by email (code point order), then
+memberships by (email, list id).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from functools import lru_cache
+from itertools import compress, repeat
+from typing import Any
+
+import msgspec
+from sqlalchemy import Connection
+
+from audience.contacts.schemas import ListOutcome
+from audience.contacts.statements import (
+    PG_ADD_MEMBERSHIPS,
+    PG_APPLY_ARRAYS,
+    PG_APPLY_STAGED,
+    PG_COPY,
+    PG_MEMBERSHIPS,
+    PG_SET_MEMBERSHIPS,
+    PG_STAGE,
+    PG_STAGE_TYPES,
+    PG_UNSTAGE,
+    SQLITE_ADD_MEMBERSHIP,
+    SQLITE_INSERT,
+    SQLITE_MEMBERSHIPS,
+    SQLITE_REWRITE,
+    SQLITE_SET_MEMBERSHIP,
+    SQLITE_STORED,
+    sqlite_timestamp,
+)
+from audience.contacts.validation import ContactBatch
+from audience.db.engine import BULK_WRITE
+from audience.db.errors import translated
+from audience.db.models import DATETIME_FIELDS, FIELDS, JSON_FIELDS, TEXT_FIELDS
+from audience.db.session import driver_connection
+from audience.errors import RetryableDatabaseError
+
+_DATETIMES = frozenset(FIELDS.index(n) for n in DATETIME_FIELDS)
+_JSONS = frozenset(FIELDS.index(n) for n in JSON_FIELDS)
+_TEXTS = frozenset(FIELDS.index(n) for n in TEXT_FIELDS)
+
+
+@lru_cache(maxsize=4096)
+def field_names(mask: int) -> tuple[str, ...]:
+    """The sorted names of the fields whose bits are set."""
+    return tuple(sorted(name for k, name in enumerate(FIELDS) if mask >> k & 1))
+
+
+class Applied(msgspec.Struct, gc=False):
+    """Per row of a batch: whether it was created, and the mask of the fields it changed
+    (for a created row: the fields stored non-null)."""
+
+    created: list[bool]
+    changed: list[int]
+
+
+class BulkWriter:
+    """The import's writes into one workspace, in the caller's transaction."""
+
+    def __init__(self, conn: Connection, workspace_id: str) -> None:
+        self.conn = conn
+        self.workspace_id = workspace_id
+        self.is_sqlite = conn.dialect.name == "sqlite"
+        self._staged = False
+
+    def apply(self, batch: ContactBatch, *, merge: str, now: datetime) -> Applied:
+        """Merge the batch into the stored contacts; rows that change nothing are not written."""
+        if not batch:
+            return Applied([], [])
+        with translated():
+            if self.is_sqlite:
+                return self._apply_sqlite(batch, merge, now)
+            if self.conn.get_execution_options().get(BULK_WRITE, "copy") == "unnest":
+                return self._apply_postgres(batch, merge, now, staged=False)
+            return self._apply_postgres(batch, merge, now, staged=True)
+
+    # --- PostgreSQL ------------------------------------------------------------------------------
+
+    def _apply_postgres(
+        self, batch: ContactBatch, merge: str, now: datetime, *, staged: bool
+    ) -> Applied:
+        params: dict[str, Any] = {"ws": self.workspace_id, "now": now}
+        with driver_connection(self.conn).cursor() as cursor:
+            if staged:
+                self._stage(cursor, batch)
+                statement = PG_APPLY_STAGED[merge]
+            else:
+                params |= {"email": batch.emails, "nulls": batch.nulls}
+                params |= dict(zip(FIELDS, batch.columns, strict=True))
+                statement = PG_APPLY_ARRAYS[merge]
+            rows = cursor.execute(statement, params).fetchall()
+        by_email = {email: (created, changed) for email, created, changed, _ in rows}
+        applied = Applied(
+            [by_email[e][0] for e in batch.emails], [by_email[e][1] for e in batch.emails]
+        )
+        if rows and rows[0][3] != sum(applied.created):
+            raise RetryableDatabaseError()  # a concurrent import created one of these first
+        return applied
+
+    def _stage(self, cursor: Any, batch: ContactBatch) -> None:
+        cursor.execute(PG_STAGE)
+        if self._staged:  # a later round of the same transaction
+            cursor.execute(PG_UNSTAGE)
+        self._staged = True
+        with cursor.copy(PG_COPY) as copy:
+            copy.set_types(PG_STAGE_TYPES)
+            for row in zip(batch.emails, *batch.columns, batch.nulls, strict=True):
+                copy.write_row(row)
+
+    # --- SQLite -----------------------------------------------------------------------------------
+
+    def _apply_sqlite(self, batch: ContactBatch, merge: str, now: datetime) -> Applied:
+        # The transaction holds SQLite's write lock (BEGIN IMMEDIATE): what is stored now
+        # is exactly what the writes below will find.
+        cursor = driver_connection(self.conn).cursor()
+        emails = msgspec.json.encode(batch.emails).decode()
+        stored = {
+            row[0]: row[1:] for row in cursor.execute(SQLITE_STORED, (self.workspace_id, emails))
+        }
+        olds = [stored.get(email) for email in batch.emails]
+        created = [old is None for old in olds]
+        masks = [0] * len(batch)
+        columns: list[list[Any]] = []
+        for k, given in enumerate(batch.columns):
+            if k in _DATETIMES:
+                given = [v if v is None else sqlite_timestamp(v) for v in given]
+            column, changed = _merge_column(k, given, olds, batch.nulls, merge)
+            columns.append(column)
+            if changed is not None:
+                bit = 1 << k
+                masks = [m | bit if c else m for m, c in zip(masks, changed, strict=True)]
+        stamp = sqlite_timestamp(now)
+        rows = list(
+            zip(repeat(self.workspace_id), batch.emails, *columns, repeat(stamp), repeat(stamp))
+        )
+        cursor.executemany(SQLITE_INSERT, compress(rows, created))
+        rewrite = [not c and m != 0 for c, m in zip(created, masks, strict=True)]
+        cursor.executemany(
+            SQLITE_REWRITE,
+            ((*row[2:-2], stamp, self.workspace_id, row[1]) for row in compress(rows, rewrite)),
+        )
+        return Applied(created, masks)
+
+    # --- memberships ------------------------------------------------------------------------------
+
+    def subscribe(
+        self,
+        emails: Sequence[str],
+        targets: Sequence[str],
+        lists: Mapping[str, bool],
+        now: datetime,
+    ) -> list[list[ListOutcome]]:
+        """Apply `targets[i]` (a list_status) to emails[i]'s membership of every list (by the
+        rules of list_status_after); per email, one outcome per list, in the lists' order."""
+        list_ids = list(lists)
+        with translated():
+            previous = self._memberships(emails, list_ids)
+            outcomes: list[list[ListOutcome]] = []
+            added: list[tuple[str, str, str]] = []
+            changed: list[tuple[str, str, str]] = []
+            for email, target in zip(emails, targets, strict=True):
+                row: list[ListOutcome] = []
+                for list_id in list_ids:
+                    before = previous.get((email, list_id))
+                    after = list_status_after(before, target, double_optin=lists[list_id])
+                    row.append(ListOutcome(list_id, after, before))
+                    if before is None:
+                        added.append((email, list_id, after))
+                    elif after != before:
+                        changed.append((email, list_id, after))
+                outcomes.append(row)
+            self._write_memberships(added, changed, now)
+        return outcomes
+
+    def _memberships(
+        self, emails: Sequence[str], list_ids: list[str]
+    ) -> dict[tuple[str, str], str]:
+        """The memberships as they are, locked (email, list) order."""
+        driver = driver_connection(self.conn)
+        if self.is_sqlite:
+            args = (self.workspace_id, _json(list_ids), _json(emails))
+            rows = driver.cursor().execute(SQLITE_MEMBERSHIPS, args)
+        else:
+            params = {"ws": self.workspace_id, "emails": list(emails), "lists": list_ids}
+            with driver.cursor() as cursor:
+                rows = cursor.execute(PG_MEMBERSHIPS, params).fetchall()
+        return {(email, list_id): status for email, list_id, status in rows}
+
+    def _write_memberships(
+        self, added: list[tuple[str, str, str]], changed: list[tuple[str, str, str]], now: datetime
+    ) -> None:
+        driver = driver_connection(self.conn)
+        if self.is_sqlite:
+            stamp = sqlite_timestamp(now)
+            cursor = driver.cursor()
+            ws = self.workspace_id
+            cursor.executemany(
+                SQLITE_ADD_MEMBERSHIP, ((ws, e, lid, s, stamp, stamp) for e, lid, s in added)
+            )
+            cursor.executemany(
+                SQLITE_SET_MEMBERSHIP, ((s, stamp, ws, e, lid) for e, lid, s in changed)
+            )
+            return
+        with driver.cursor() as cursor:
+            if added:
+                (count,) = cursor.execute(PG_ADD_MEMBERSHIPS, self._columns(added, now)).fetchone()
+                if count != len(added):
+                    raise RetryableDatabaseError()  # a concurrent import added one first
+            if changed:
+                cursor.execute(PG_SET_MEMBERSHIPS, self._columns(changed, now))
+
+    def _columns(self, rows: list[tuple[str, str, str]], now: datetime) -> dict[str, Any]:
+        emails, list_ids, statuses = (list(column) for column in zip(*rows, strict=True))
+        return {
+            "ws": self.workspace_id,
+            "now": now,
+            "emails": emails,
+            "lists": list_ids,
+            "statuses": statuses,
+        }
+
+
+def list_status_after(before: str | None, target: str, *, double_optin: bool) -> str:
+    """A membership's status after an import (docs/import.md, Lists): `subscribed` adds a
+    new membership (active, or pending on a double opt-in list) and changes none; `active`
+    also confirms a pending one; `unsubscribed` records an opt-out of a new, active or
+    pending one. An unsubscribed, bounced or complained membership never changes."""
+    if before is None:
+        if target == "subscribed":
+            return "pending" if double_optin else "active"
+        return target
+    if target == "active" and before == "pending":
+        return "active"
+    if target == "unsubscribed" and before in ("active", "pending"):
+        return "unsubscribed"
+    return before
+
+
+def _merge_column(
+    k: int, given: list[Any], olds: list[tuple[Any, ...] | None], nulls: list[int], merge: str
+) -> tuple[list[Any], list[bool] | None]:
+    """Field k after the merge, as SQLite stores it, and per row whether it changed (None:
+    no row changed it)."""
+    bit = 1 << k
+    stored = [None if old is None else old[k] for old in olds]
+    if given.count(None) == len(given) and (
+        merge != "overwrite" or not any(n & bit for n in nulls)
+    ):
+        return stored, None  # given nowhere: kept everywhere
+    if merge == "overwrite":
+        merged = [
+            None if n & bit else (v if v is not None else s)
+            for v, s, n in zip(given, stored, nulls, strict=True)
+        ]
+    else:
+        blank = ("", None) if k in _TEXTS else (None,)
+        merged = [
+            v if v is not None and s in blank else s for v, s in zip(given, stored, strict=True)
+        ]
+    changed = [
+        (m is not None) if old is None else (m != s and not _same_json(k, m, s))
+        for m, s, old in zip(merged, stored, olds, strict=True)
+    ]
+    return merged, changed
+
+
+def _same_json(k: int, new: Any, old: Any) -> bool:
+    """Two JSON texts that hold the same value, as PostgreSQL's jsonb compares them: objects
+    in any key order, 1 and 1.0 alike, but true is not 1."""
+    if k not in _JSONS or new is None or old is None:
+        return False
+    return json_equal(msgspec.json.decode(new), msgspec.json.decode(old))
+
+
+def json_equal(a: Any, b: Any) -> bool:
+    """Equality of decoded JSON values that tells booleans from numbers."""
+    if isinstance(a, bool) or isinstance(b, bool):
+        return type(a) is type(b) and a == b
+    if isinstance(a, dict):
+        return (
+            isinstance(b, dict) and a.keys() == b.keys() and all(json_equal(a[k], b[k]) for k in a)
+        )
+    if isinstance(a, list):
+        return isinstance(b, list) and len(a) == len(b) and all(map(json_equal, a, b))
+    if isinstance(a, int | float) and isinstance(b, int | float):
+        return a == b
+    return type(a) is type(b) and a == b
+
+
+def _json(values: Sequence[str]) -> str:
+    return msgspec.json.encode(list(values)).decode()
