@@ -82,8 +82,9 @@ def serve(
             # by our protocol (web/protocol.py); concurrency is bounded by web/access.py.
             http="audience.web.protocol:GuardedHttpToolsProtocol",
             loop="uvloop",
-            timeout_keep_alive=int(settings.keepalive_timeout_seconds),
-            timeout_graceful_shutdown=int(settings.shutdown_timeout_seconds),
+            # uvicorn types these as int but waits on them as float seconds.
+            timeout_keep_alive=settings.keepalive_timeout_seconds,  # type: ignore[arg-type]
+            timeout_graceful_shutdown=settings.shutdown_timeout_seconds,  # type: ignore[arg-type]
             log_config=log_config(settings.log_format),
             access_log=False,
             server_header=False,

@@ -300,12 +300,6 @@ def test_an_idle_kept_alive_connection_is_closed_after_the_keepalive_timeout(edg
     assert KEEPALIVE_TIMEOUT * EARLY <= elapsed <= KEEPALIVE_TIMEOUT + MARGIN, elapsed
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="cli.py serve passes timeout_keep_alive=int(settings.keepalive_timeout_seconds): "
-    "a fractional setting is truncated, 0.5 becomes 0 and every connection is closed right "
-    "after its first answer (timeout_graceful_shutdown=int(...) truncates the same way)",
-)
 def test_a_fractional_keepalive_timeout_keeps_connections_alive(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'keepalive.db'}"
     env = {"AUDIENCE_KEEPALIVE_TIMEOUT_SECONDS": "0.5"}
@@ -320,12 +314,6 @@ def test_a_fractional_keepalive_timeout_keeps_connections_alive(tmp_path: Path) 
     assert second.startswith(b"HTTP/1.1 200 "), second[:200]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="web/protocol.py on_response_complete re-arms head counting while the body of a "
-    "request answered early (401 before the body is read) is still arriving: that body is "
-    "counted as the next request's head, and a second, unsolicited 431 follows the 401",
-)
 def test_an_answer_given_before_the_body_was_read_is_the_only_answer(edge: Edge) -> None:
     """A POST with a wrong key is answered 401 before its body is read (bodies are read after
     authentication); the rest of its body is not a request head and must not be answered."""

@@ -8,9 +8,10 @@ adds, per connection:
 - the request head (request line and headers) is at most `max_header_bytes` bytes and
   `max_header_count` headers, counted as the bytes arrive: a longer one gets 431 at once and
   is never buffered;
-- the head must arrive within `header_timeout` seconds of the connection opening (or of the
-  previous answer, on a kept-alive connection); after that the connection gets 408 and is
-  closed, however slowly bytes are still trickling in;
+- the head must arrive within `header_timeout` seconds of the connection opening (or, on a
+  kept-alive connection, of its first byte: an idle one is closed by uvicorn's keep-alive
+  timeout); after that the connection gets 408 and is closed, however slowly bytes are still
+  trickling in;
 - the body must arrive within `body_timeout` seconds of its head; after that the request
   gets 408 and the connection is closed (the application sees a disconnect).
 """
@@ -76,6 +77,8 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._header_count = 0
         self._reading_head = True
         self._refused = False
+        self._body_pending = False  # the head was read, its body is still arriving
+        self._answered = False  # the answer went out before the whole body arrived
         self._head_timer: asyncio.TimerHandle | None = None
         self._body_timer: asyncio.TimerHandle | None = None
 
@@ -84,17 +87,25 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         self._expect_head()
+        self._start_head_timer()  # a new connection must send its head in time
 
     def _expect_head(self) -> None:
+        """The next bytes begin a request head; on a kept-alive connection its deadline
+        starts with its first byte (until then uvicorn's keep-alive timeout applies)."""
         self._reading_head = True
         self._head_bytes = self._header_count = 0
         self._head_tail = b""
         self._cancel(self._head_timer)
+        self._head_timer = None
+
+    def _start_head_timer(self) -> None:
         self._head_timer = self.loop.call_later(self._limits.header_timeout, self._head_late)
 
     def data_received(self, data: bytes) -> None:
         if self._refused:
             return
+        if self._reading_head and self._head_timer is None:
+            self._start_head_timer()
         if self._reading_head and not self._head_fits(data):
             self._refuse(431, "Request Header Fields Too Large", "request headers too large")
             metrics.REFUSED.labels("header_bytes").inc()
@@ -126,6 +137,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             metrics.REFUSED.labels("header_count").inc()
             return
         super().on_headers_complete()
+        self._body_pending, self._answered = True, False
         if self._has_body():
             self._body_timer = self.loop.call_later(self._limits.body_timeout, self._body_late)
 
@@ -142,13 +154,24 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def on_message_complete(self) -> None:
         self._cancel(self._body_timer)
+        self._body_pending = False
         if not self._refused:
             super().on_message_complete()
+        if self._answered and not self.transport.is_closing():
+            # Answered before its body was read: the connection is idle from now on.
+            self._expect_head()
+            self.timeout_keep_alive_task = self.loop.call_later(
+                self.timeout_keep_alive, self.timeout_keep_alive_handler
+            )
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
-        if not self.transport.is_closing():
-            self._expect_head()
+        if self.transport.is_closing():
+            return
+        if self._body_pending:  # the rest of this body is not the next request's head
+            self._answered = True
+            return
+        self._expect_head()
 
     # --- refusals ------------------------------------------------------------------------------
 
