@@ -10,6 +10,7 @@ from enum import StrEnum
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     CheckConstraint,
     Column,
@@ -173,4 +174,69 @@ idempotency_keys = Table(
     Column("expires_at", Timestamp, nullable=False),
     ForeignKeyConstraint(["workspace_id"], ["workspaces.id"], ondelete="CASCADE"),
     Index(None, "workspace_id", "expires_at"),
+)
+
+#: Server-side imports of a file (import_jobs/): the queue is this table.
+import_jobs = Table(
+    "import_jobs",
+    metadata,
+    Column("workspace_id", String(32), primary_key=True),
+    Column("id", String(32), primary_key=True),
+    Column("status", String(16), nullable=False),
+    Column("file_name", String(255), nullable=False),
+    Column("format", String(8), nullable=False),
+    Column("file_bytes", BigInteger, nullable=False),
+    Column("options", Text, nullable=False),  # the import's options, as JSON
+    Column("total_rows", Integer, nullable=True),
+    Column("processed_rows", Integer, nullable=False),
+    Column("created", Integer, nullable=False),
+    Column("updated", Integer, nullable=False),
+    Column("unchanged", Integer, nullable=False),
+    Column("errors", Integer, nullable=False),
+    Column("dry_run", Boolean, nullable=False),
+    Column("error", Text, nullable=True),
+    Column("lease_owner", String(64), nullable=True),
+    Column("lease_expires_at", Timestamp, nullable=True),
+    Column("created_at", Timestamp, nullable=False),
+    Column("started_at", Timestamp, nullable=True),
+    Column("finished_at", Timestamp, nullable=True),
+    ForeignKeyConstraint(["workspace_id"], ["workspaces.id"], ondelete="CASCADE"),
+    CheckConstraint(
+        "status IN ('uploading', 'queued', 'running', 'completed', 'failed', 'cancelled')",
+        name="status",
+    ),
+    Index(None, "workspace_id", "created_at"),
+    Index(None, "status", "created_at"),
+)
+
+#: The uploaded file of a job, in chunks, where every process and host can read it.
+import_file_chunks = Table(
+    "import_file_chunks",
+    metadata,
+    Column("workspace_id", String(32), primary_key=True),
+    Column("job_id", String(32), primary_key=True),
+    Column("seq", Integer, primary_key=True),
+    Column("data", LargeBinary, nullable=False),
+    ForeignKeyConstraint(
+        ["workspace_id", "job_id"],
+        ["import_jobs.workspace_id", "import_jobs.id"],
+        ondelete="CASCADE",
+    ),
+)
+
+#: The rows of a job that failed, in file order: its downloadable error report.
+import_row_errors = Table(
+    "import_row_errors",
+    metadata,
+    Column("workspace_id", String(32), primary_key=True),
+    Column("job_id", String(32), primary_key=True),
+    Column("line", Integer, primary_key=True),
+    Column("email", Text, nullable=False),
+    Column("error", Text, nullable=False),
+    Column("raw", Text, nullable=False),  # CSV: the row's cells as a JSON array; JSONL: the line
+    ForeignKeyConstraint(
+        ["workspace_id", "job_id"],
+        ["import_jobs.workspace_id", "import_jobs.id"],
+        ondelete="CASCADE",
+    ),
 )
