@@ -5,9 +5,9 @@ subscribe_to_lists hold, however many ids a request names.
 
 The timeouts are tested against the real server (`audience serve`), with short limits set by
 AUDIENCE_* settings; the locks are held by a connection of the test's own, outside the server.
-Three tests marked xfail pin bugs found on the way (each reason names the file and cause):
-sub-millisecond timeouts sent as "no timeout", the retry of a deadlocked route waiting for its
-own first attempt, and an import's list lock taken FOR NO KEY UPDATE instead of FOR KEY SHARE.
+Three tests pin bugs found on the way: sub-millisecond timeouts sent as "no timeout", the retry
+of a deadlocked route waiting for its own first attempt, and an import's list lock taken FOR NO
+KEY UPDATE instead of FOR KEY SHARE.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from audience.app import create_app
 from audience.config import Settings
 from audience.contacts import service as contacts_service
 from audience.db import models
-from audience.db.engine import build_engine
+from audience.db.engine import postgres_options
 from audience.errors import RetryableDatabaseError
 from audience.kit import crypto
 from tests.conftest import SECRET, Tenant, make_key
@@ -351,22 +351,14 @@ def test_statement_timeout_answers_503(
         ("db_idle_in_transaction_timeout_seconds", "idle_in_transaction_session_timeout"),
     ],
 )
-@pytest.mark.xfail(
-    strict=True,
-    reason="db/engine.py _postgres_engine: ms() truncates a positive sub-millisecond timeout "
-    "(accepted by Settings, gt=0) to 0, which PostgreSQL reads as 'no timeout at all'",
-)
 def test_a_positive_timeout_is_never_sent_as_no_timeout(
     setting: str, parameter: str, database_url: str
 ) -> None:
     settings = Settings(database_url=database_url, secret_key=SECRET)
     settings = Settings.model_validate({**settings.model_dump(), setting: 0.0004})
-    engine = build_engine(settings)
-    try:
-        with engine.connect() as conn:
-            shown = conn.execute(text(f"SHOW {parameter}")).scalar_one()
-    finally:
-        engine.dispose()
+    # What every connection starts with (a live SHOW would itself be cut off within 1 ms).
+    options = postgres_options(settings).removeprefix("-c ").split(" -c ")
+    shown = dict(option.split("=") for option in options)[parameter]
     assert shown != "0", f"{setting}=0.0004 became {parameter}={shown}: unlimited"
 
 
@@ -383,13 +375,6 @@ def short_limits(database_url: str) -> Settings:
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="web/routing.py ApiRoute.get_route_handler: the retry runs inside the same "
-    "FastAPI function-scoped exit stack as the first attempt, so the first attempt's "
-    "transaction (web/deps.py WriteDb) is neither rolled back nor returned to the pool before "
-    "the route runs again: the retry waits for the locks of its own aborted attempt, then 503",
-)
 def test_a_retried_route_does_not_wait_for_its_own_first_attempt(
     database_url: str, tenant: Tenant, client: TestClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -421,13 +406,6 @@ def test_a_retried_route_does_not_wait_for_its_own_first_attempt(
 
 
 @ONLY_POSTGRES
-@pytest.mark.xfail(
-    strict=True,
-    reason="lists/repository.py ListRepository.lock_for_subscribe: "
-    "with_for_update(key_share=True) renders FOR NO KEY UPDATE (SQLAlchemy needs read=True "
-    "too for FOR KEY SHARE), so imports subscribing to a list serialise on its row with each "
-    "other and with lists.update",
-)
 def test_an_import_does_not_wait_for_a_list_being_renamed(
     database_url: str, tenant: Tenant, client: TestClient
 ) -> None:

@@ -11,10 +11,7 @@ so that the creates race each other rather than all find it present.
 Checked: no answer is 5xx (no 503 either: at these loads nothing should wait anywhere near a
 limit, and a deadlock must be cured by the one retry), every answer is one the route documents
 for the state it may have met, and afterwards the data is consistent: no membership without
-its contact or its list, and contacts.count equals the rows stored. A pair whose only fault is
-503s of which one waited the whole lock timeout is reported as an expected failure (xfail):
-that is the signature of a known bug of the retry (RETRY_BUG below), which whether a race
-reaches depends on timing; any other 503 fails the test.
+its contact or its list, and contacts.count equals the rows stored.
 
 One server per backend serves every pair of the module; each pair has its own workspace.
 """
@@ -47,15 +44,6 @@ pytestmark = pytest.mark.slow
 #: The server's lock timeout: far above any wait at these loads (milliseconds), short enough
 #: that a request stuck behind a lock answers within the pair's time.
 LOCK_TIMEOUT = 3.0
-BUSY_BODY = '{"error":"database busy, retry later"}'
-#: The known bug a stuck 503 stands for (test_database_limits.py reproduces it every time).
-RETRY_BUG = (
-    "known bug, web/routing.py: a route retried after RetryableDatabaseError runs again while "
-    "its first attempt's transaction is still open (one FastAPI function exit stack for both), "
-    "so the retry and everyone queued behind it wait for the first attempt's row locks until "
-    "the lock timeout"
-)
-
 RACE_SECONDS = 1.0
 THREADS_PER_ROUTE = 3
 LIST = "news"
@@ -376,10 +364,4 @@ def test_write_pair_race(first: str, second: str, race_server: RaceServer, backe
     print(f"\n[reliability] race {backend} {first} + {second}: {outcome.sent} answers ({summary})")
 
     if outcome.busy:
-        stuck = [b for b in outcome.busy if b[1] == BUSY_BODY and b[2] >= 0.9 * LOCK_TIMEOUT]
-        if stuck:  # the data was checked above: only the 503s are left to explain
-            pytest.xfail(
-                f"{len(outcome.busy)} answers 503, {len(stuck)} after the whole lock timeout: "
-                f"{RETRY_BUG} {stuck[:3]}"
-            )
         pytest.fail(f"503 at a load far below every limit: {outcome.busy[:5]}")

@@ -40,16 +40,22 @@ def build_engine(settings: Settings) -> Engine:
     return engine
 
 
-def _postgres_engine(settings: Settings) -> Engine:
-    def ms(seconds: float) -> int:
-        return int(seconds * 1000)
+def postgres_options(settings: Settings) -> str:
+    """The server settings every PostgreSQL connection starts with (libpq `options`)."""
 
-    options = (
+    def ms(seconds: float) -> int:
+        return max(1, round(seconds * 1000))  # 0 would mean no limit at all
+
+    return (
         f"-c statement_timeout={ms(settings.db_statement_timeout_seconds)}"
         f" -c lock_timeout={ms(settings.db_lock_timeout_seconds)}"
         " -c idle_in_transaction_session_timeout="
         f"{ms(settings.db_idle_in_transaction_timeout_seconds)}"
     )
+
+
+def _postgres_engine(settings: Settings) -> Engine:
+    options = postgres_options(settings)
     return create_engine(
         settings.sqlalchemy_url,
         pool_size=settings.db_pool_size,

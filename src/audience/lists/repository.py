@@ -54,7 +54,7 @@ class ListRepository:
                 among(lists.c.id, list_ids, self.conn.dialect.name),
             )
             .order_by(lists.c.id)
-            .with_for_update(key_share=True)
+            .with_for_update(read=True, key_share=True)
         )
         return {row.id: _record(row) for row in self.conn.execute(query)}
 

@@ -4,6 +4,7 @@ that a deadlock or a serialization failure aborted."""
 from __future__ import annotations
 
 from collections.abc import Callable, Coroutine
+from contextlib import AsyncExitStack
 from typing import Any
 
 from fastapi.dependencies.models import Dependant
@@ -16,6 +17,8 @@ from audience.errors import DatabaseBusy, RetryableDatabaseError
 from audience.web.bodies import DocumentedBody
 
 Handler = Callable[[Request], Coroutine[Any, Any, Response]]
+#: Where FastAPI keeps the exit stack of a request's function-scoped dependencies.
+_FUNCTION_STACK = "fastapi_function_astack"
 
 
 class ApiRoute(APIRoute):
@@ -36,16 +39,21 @@ class ApiRoute(APIRoute):
         handler = super().get_route_handler()
 
         async def retrying(request: Request) -> Response:
-            # The transaction is the request's (web/deps.py): it was rolled back whole, and
-            # the body is kept by the request, so running the route again is safe.
-            try:
-                return await handler(request)
-            except RetryableDatabaseError:
-                pass
-            try:
-                return await handler(request)
-            except RetryableDatabaseError:
-                raise DatabaseBusy() from None
+            # Each attempt gets its own stack of function-scoped dependencies (FastAPI keeps
+            # it in the scope), so the first attempt's transaction is rolled back and its
+            # connection returned before the second begins; the body is kept by the request.
+            for attempt in (1, 2):
+                previous = request.scope.get(_FUNCTION_STACK)
+                request.scope[_FUNCTION_STACK] = stack = AsyncExitStack()
+                try:
+                    async with stack:
+                        return await handler(request)
+                except RetryableDatabaseError:
+                    if attempt == 2:
+                        raise DatabaseBusy() from None
+                finally:
+                    request.scope[_FUNCTION_STACK] = previous
+            raise AssertionError("unreachable")
 
         return retrying
 
