@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+from datetime import UTC
 from typing import Any
 
 import pytest
 
 from audience.contact_files.convert import (
     CellError,
+    Conversion,
     RowError,
     convert_line,
     convert_row,
+    time_zone,
     to_datetime,
     to_json,
     to_number,
@@ -61,8 +64,6 @@ def test_a_number_beyond_double_range_is_an_error() -> None:
     [
         ("2024-05-01", "2024-05-01T00:00:00Z"),
         ("2024/5/1", "2024-05-01T00:00:00Z"),
-        ("2024-05-01T09:30", "2024-05-01T09:30:00Z"),
-        ("2024-05-01 09:30:15", "2024-05-01T09:30:15Z"),
         ("2024-05-01T09:30:15.25Z", "2024-05-01T09:30:15.250000Z"),
         ("2024-05-01T09:30:00z", "2024-05-01T09:30:00Z"),
         ("2024-05-01 09:30:00 UTC", "2024-05-01T09:30:00Z"),
@@ -75,6 +76,34 @@ def test_a_number_beyond_double_range_is_an_error() -> None:
 )
 def test_date_times_in_common_forms_become_rfc3339(text: str, rfc3339: str) -> None:
     assert to_datetime("custom_datetime_1", text) == rfc3339
+
+
+@pytest.mark.parametrize("text", ["2024-05-01T09:30", "2024-05-01 09:30:15", "2024/5/1 9:30"])
+def test_a_date_time_without_an_offset_needs_the_files_time_zone(text: str) -> None:
+    with pytest.raises(CellError, match="has no time zone offset; give the file's time zone"):
+        to_datetime("custom_datetime_1", text)
+    berlin = Conversion(timezone=time_zone("Europe/Berlin"))  # summer time in May: +02:00
+    assert to_datetime("custom_datetime_1", text, berlin).endswith("+02:00")
+    assert to_datetime("custom_datetime_1", text, Conversion(timezone=UTC)).endswith("Z")
+
+
+def test_a_date_alone_is_midnight_in_the_files_time_zone_else_utc() -> None:
+    assert to_datetime("custom_datetime_1", "2024-01-15") == "2024-01-15T00:00:00Z"
+    paris = Conversion(timezone=time_zone("Europe/Paris"))
+    assert to_datetime("custom_datetime_1", "2024-01-15", paris) == "2024-01-15T00:00:00+01:00"
+
+
+def test_an_unknown_time_zone_is_named() -> None:
+    with pytest.raises(ValueError, match="unknown time zone 'Mars/Olympus'"):
+        time_zone("Mars/Olympus")
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [("1,5", 1.5), ("1.234,5", 1234.5), ("1 234,50", 1234.5), ("-0,25", -0.25), ("42", 42)],
+)
+def test_numbers_with_a_decimal_comma_convert_when_told(text: str, value: float) -> None:
+    assert to_number("custom_number_1", text, Conversion(decimal_comma=True)) == value
 
 
 @pytest.mark.parametrize(
@@ -131,7 +160,7 @@ MAPPING = map_header(HEADER, OVERRIDES)
 
 def test_a_row_becomes_a_contact_with_typed_values() -> None:
     cells = [" Jane@Example.com ", " Jane ", "42", "2024-05-01", '{"a": 1}']
-    assert convert_row(cells, MAPPING, empty_clears=False) == {
+    assert convert_row(cells, MAPPING) == {
         "email": "Jane@Example.com",
         "first_name": "Jane",
         "custom_number_1": 42,
@@ -141,12 +170,12 @@ def test_a_row_becomes_a_contact_with_typed_values() -> None:
 
 
 def test_empty_cells_leave_fields_out_so_stored_values_are_kept() -> None:
-    contact = convert_row(["a@example.com", "", "  ", "", ""], MAPPING, empty_clears=False)
+    contact = convert_row(["a@example.com", "", "  ", "", ""], MAPPING)
     assert contact == {"email": "a@example.com"}
 
 
 def test_with_empty_clears_empty_cells_are_sent_as_null() -> None:
-    contact = convert_row(["a@example.com", "", "", "", ""], MAPPING, empty_clears=True)
+    contact = convert_row(["a@example.com", "", "", "", ""], MAPPING, Conversion(empty_clears=True))
     assert contact == {
         "email": "a@example.com",
         "first_name": None,
@@ -157,19 +186,19 @@ def test_with_empty_clears_empty_cells_are_sent_as_null() -> None:
 
 
 def test_a_short_row_is_padded_with_empty_cells() -> None:
-    assert convert_row(["a@example.com"], MAPPING, empty_clears=False) == {"email": "a@example.com"}
+    assert convert_row(["a@example.com"], MAPPING) == {"email": "a@example.com"}
 
 
 @pytest.mark.parametrize("email", ["", "   "])
 def test_a_row_without_an_email_is_an_error(email: str) -> None:
     with pytest.raises(RowError) as caught:
-        convert_row([email, "Jane", "", "", ""], MAPPING, empty_clears=True)
+        convert_row([email, "Jane", "", "", ""], MAPPING, Conversion(empty_clears=True))
     assert caught.value.reason == "email is required"
 
 
 def test_every_bad_cell_of_a_row_is_named() -> None:
     with pytest.raises(RowError) as caught:
-        convert_row(["a@example.com", "A", "many", "soon", "[1"], MAPPING, empty_clears=False)
+        convert_row(["a@example.com", "A", "many", "soon", "[1"], MAPPING)
     reasons = caught.value.reason.split("; ")
     assert [reason.split(":")[0] for reason in reasons] == [
         "custom_number_1",
@@ -181,12 +210,12 @@ def test_every_bad_cell_of_a_row_is_named() -> None:
 
 def test_a_row_with_more_values_than_columns_is_an_error() -> None:
     with pytest.raises(RowError, match="row has 6 values but the header has 5 columns"):
-        convert_row(["a@example.com", "A", "", "", "", "stray"], MAPPING, empty_clears=False)
+        convert_row(["a@example.com", "A", "", "", "", "stray"], MAPPING)
 
 
 def test_trailing_empty_values_beyond_the_header_are_harmless() -> None:
     cells = ["a@example.com", "A", "", "", "", "", ""]
-    assert convert_row(cells, MAPPING, empty_clears=False) == {
+    assert convert_row(cells, MAPPING) == {
         "email": "a@example.com",
         "first_name": "A",
     }

@@ -28,7 +28,7 @@ def good_row(i: int) -> list[str]:
         f"First{i}",
         "Europe/Paris",
         str(i),
-        "2024-05-01 09:30",
+        "2024-05-01 09:30Z",
         json.dumps({"n": i}),
         f"{i} Main St\nFloor {i % 7}",
     ]

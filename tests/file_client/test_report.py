@@ -66,14 +66,15 @@ def test_the_errors_file_imports_as_is_with_the_same_mapping(tmp_path: Path) -> 
     assert again.unmapped == ()
     fixed = rows[0][1]
     fixed[header.index("Score")] = "12"
-    assert convert_row(fixed, again, empty_clears=False) == {
+    assert convert_row(fixed, again) == {
         "email": "a@example.com",
         "address_line_1": "1 Main St\nFloor 2",
         "custom_number_1": 12,
         "custom_string_1": "gold",
     }
-    assert convert_row(rows[1][1], again, empty_clears=False) == convert_row(
-        ROWS[1][1], original, empty_clears=False
+    assert convert_row(rows[1][1], again) == convert_row(
+        ROWS[1][1],
+        original,
     )
 
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime, timedelta, timezone
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import msgspec
 
@@ -21,6 +23,8 @@ MAX_UNKNOWN_KEYS = 50
 
 _NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
 _INTEGER = re.compile(r"[+-]?\d+")
+#: A number with a decimal comma, maybe with dots or spaces between thousands: 1.234,5
+_DECIMAL_COMMA = re.compile(r"[+-]?\d{1,3}(?:[. ]\d{3})*(?:,\d+)?|[+-]?\d+,\d+")
 _DATE_TIME = re.compile(
     r"(?P<y>\d{4})[-/](?P<m>\d{1,2})[-/](?P<d>\d{1,2})"
     r"(?:[T ](?P<H>\d{1,2}):(?P<M>\d{2})(?::(?P<S>\d{2})(?:[.,](?P<f>\d{1,9}))?)?)?"
@@ -52,8 +56,31 @@ def shown(value: str) -> str:
 # --- cells --------------------------------------------------------------------------------------
 
 
-def to_number(name: str, text: str) -> int | float:
-    """`42` → 42, `-1.5e3` → -1500.0; anything else (`1,5`, `nan`, `abc`) is an error."""
+@dataclass(frozen=True)
+class Conversion:
+    """How cells become values: what an empty cell means, the file's time zone (for
+    date-times written without an offset), and whether numbers use a decimal comma."""
+
+    empty_clears: bool = False
+    timezone: tzinfo | None = None
+    decimal_comma: bool = False
+
+
+def time_zone(name: str) -> ZoneInfo:
+    """The IANA zone of that name; ValueError naming it otherwise."""
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(
+            f"unknown time zone {name!r} (expected an IANA name such as Europe/Berlin)"
+        ) from None
+
+
+def to_number(name: str, text: str, conversion: Conversion = Conversion()) -> int | float:
+    """`42` → 42, `-1.5e3` → -1500.0; anything else (`1,5`, `nan`, `abc`) is an error, but
+    with a decimal comma `1.234,5` → 1234.5 and `1,5` → 1.5."""
+    if conversion.decimal_comma and _DECIMAL_COMMA.fullmatch(text):
+        text = text.replace(".", "").replace(" ", "").replace(",", ".")
     if not _NUMBER.fullmatch(text):
         raise CellError(f"{name}: expected a number, got {shown(text)}")
     if _INTEGER.fullmatch(text) and abs(int(text)) < 2**53:
@@ -64,8 +91,10 @@ def to_number(name: str, text: str) -> int | float:
     return value
 
 
-def to_datetime(name: str, text: str) -> str:
-    """A date or date-time in a common ISO 8601 form, as RFC 3339 (no offset means UTC)."""
+def to_datetime(name: str, text: str, conversion: Conversion = Conversion()) -> str:
+    """A date or date-time in a common ISO 8601 form, as RFC 3339. A date-time written
+    without an offset is in the file's time zone, which must then be given (else: an error);
+    a date alone is its midnight (in the file's time zone, UTC when none is given)."""
     try:
         value = _parse_datetime(text)
     except ValueError:
@@ -73,10 +102,21 @@ def to_datetime(name: str, text: str) -> str:
             f"{name}: expected a date or date-time such as 2024-05-01 or "
             f"2024-05-01T09:30:00Z, got {shown(text)}"
         ) from None
+    if value.tzinfo is None and ":" not in text:  # a date alone
+        value = value.replace(tzinfo=conversion.timezone or UTC)
+    if value.tzinfo is None:
+        if conversion.timezone is None:
+            raise CellError(
+                f"{name}: {shown(text)} has no time zone offset; give the file's time zone "
+                "(--timezone, or the option timezone) or write it with one, e.g. +02:00"
+            )
+        value = value.replace(tzinfo=conversion.timezone)
     return isoformat_with_offset(value)
 
 
-def to_json(name: str, text: str) -> dict[str, Any] | list[Any]:
+def to_json(
+    name: str, text: str, conversion: Conversion = Conversion()
+) -> dict[str, Any] | list[Any]:
     """A JSON object or array; a scalar or malformed JSON is an error."""
     try:
         value = msgspec.json.decode(text)
@@ -87,7 +127,7 @@ def to_json(name: str, text: str) -> dict[str, Any] | list[Any]:
     return value
 
 
-def to_text(name: str, text: str) -> str:
+def to_text(name: str, text: str, conversion: Conversion = Conversion()) -> str:
     """Text is sent as it is (already trimmed; the server checks lengths and time zones)."""
     return text
 
@@ -99,9 +139,9 @@ def isoformat_with_offset(value: datetime) -> str:
 
 
 def _parse_datetime(text: str) -> datetime:
+    """The date-time; naive when the text gives no offset."""
     match = _DATE_TIME.fullmatch(text)
-    value = datetime.fromisoformat(text) if match is None else _from_match(match)
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
+    return datetime.fromisoformat(text) if match is None else _from_match(match)
 
 
 def _from_match(match: re.Match[str]) -> datetime:
@@ -136,7 +176,7 @@ def _json_reason(exc: Exception) -> str:
     return "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
 
 
-_Converter = Callable[[str, str], Any]
+_Converter = Callable[[str, str, Conversion], Any]
 
 #: The converter of every field a column can feed.
 CONVERTERS: dict[str, _Converter] = {
@@ -156,18 +196,20 @@ CONVERTERS: dict[str, _Converter] = {
 # --- rows ---------------------------------------------------------------------------------------
 
 
-def convert_row(cells: Sequence[str], mapping: Mapping, *, empty_clears: bool) -> dict[str, Any]:
+def convert_row(
+    cells: Sequence[str], mapping: Mapping, conversion: Conversion = Conversion()
+) -> dict[str, Any]:
     """The contact of one CSV row; raises RowError naming every bad cell."""
     contact: dict[str, Any] = {}
     reasons: list[str] = _ragged(cells, mapping)
     for position, name in mapping.columns:
         text = cells[position].strip() if position < len(cells) else ""
         if not text:
-            if empty_clears and name != EMAIL:
+            if conversion.empty_clears and name != EMAIL:
                 contact[name] = None
             continue
         try:
-            contact[name] = CONVERTERS[name](name, text)
+            contact[name] = CONVERTERS[name](name, text, conversion)
         except CellError as exc:
             reasons.append(str(exc))
     email = contact.get(EMAIL, "")

@@ -75,6 +75,20 @@ def import_file(
         bool,
         typer.Option("--empty-clears", help="An empty cell clears the field (default: keeps it)."),
     ] = False,
+    timezone: Annotated[
+        str | None,
+        typer.Option(
+            "--timezone",
+            metavar="ZONE",
+            help="The file's time zone, for date-times written without an offset "
+            "(e.g. Europe/Berlin); without it such a value is refused.",
+            show_default=False,
+        ),
+    ] = None,
+    decimal_comma: Annotated[
+        bool,
+        typer.Option("--decimal-comma", help="Numbers are written with a decimal comma (1.234,5)."),
+    ] = False,
     errors: Annotated[
         Path | None,
         typer.Option(
@@ -114,6 +128,8 @@ def import_file(
         mappings=tuple(mappings or ()),
         dry_run=dry_run,
         empty_clears=empty_clears,
+        timezone=timezone,
+        decimal_comma=decimal_comma,
         errors=errors,
         batch_size=batch_size,
         concurrency=concurrency,

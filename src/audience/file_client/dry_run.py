@@ -41,7 +41,7 @@ def dry_run(options: Options, plan: Plan, ui: Ui) -> Outcome:
     errors = _errors_file(options, plan)
     valid = failed = 0
     for row in plan.source.rows():
-        item = plan.prepare(row, empty_clears=options.empty_clears)
+        item = plan.prepare(row)
         reason = item.reason or server_rules(item.contact or {})
         if reason is None:
             valid += 1

@@ -33,6 +33,9 @@ class Options:
     mappings: tuple[str, ...] = ()
     dry_run: bool = False
     empty_clears: bool = False
+    #: The file's time zone, for date-times written without an offset (IANA name).
+    timezone: str | None = None
+    decimal_comma: bool = False
     errors: Path | None = None
     batch_size: int = 1000
     concurrency: int = 2

@@ -9,7 +9,14 @@ from pathlib import Path
 
 import msgspec
 
-from audience.contact_files.convert import RowError, convert_line, convert_row, email_of_line
+from audience.contact_files.convert import (
+    Conversion,
+    RowError,
+    convert_line,
+    convert_row,
+    email_of_line,
+    time_zone,
+)
 from audience.contact_files.mapping import Mapping, MappingError, map_header, parse_overrides
 from audience.contact_files.reader import (
     FileError,
@@ -33,16 +40,17 @@ class Plan:
     source: Source
     mapping: Mapping | None
     renames: dict[str, str | None]
+    conversion: Conversion = Conversion()
     unknown: set[str] = field(default_factory=set)
 
-    def prepare(self, row: Row, *, empty_clears: bool) -> Item:
+    def prepare(self, row: Row) -> Item:
         """The row converted, or its conversion error."""
         try:
             if isinstance(row.raw, str):
                 contact = convert_line(row.raw, self.renames, self.unknown)
             else:
                 assert self.mapping is not None
-                contact = convert_row(row.raw, self.mapping, empty_clears=empty_clears)
+                contact = convert_row(row.raw, self.mapping, self.conversion)
         except RowError as exc:
             email = exc.email or (email_of_line(row.raw) if isinstance(row.raw, str) else "")
             return Item(row.line, row.raw, email, reason=exc.reason)
@@ -54,14 +62,19 @@ def open_plan(options: Options) -> Iterator[Plan]:
     """Scan the file, open it and map its columns; usage and file errors become Abort."""
     try:
         overrides = parse_overrides(options.mappings)
+        conversion = Conversion(
+            empty_clears=options.empty_clears,
+            timezone=time_zone(options.timezone) if options.timezone else None,
+            decimal_comma=options.decimal_comma,
+        )
         fmt = detect_format(options.path)
         facts = scan(options.path, fmt)
         source = open_source(options.path, fmt)
-    except (MappingError, FileError) as exc:
+    except (MappingError, FileError, ValueError) as exc:
         raise Abort(str(exc)) from None
     try:
         mapping = map_header(source.header, overrides) if fmt == "csv" else None
-        yield Plan(facts, source, mapping, overrides)
+        yield Plan(facts, source, mapping, overrides, conversion)
     except MappingError as exc:
         raise Abort(str(exc)) from None
     except FileError as exc:
@@ -98,6 +111,8 @@ def fingerprint(options: Options, facts: FileFacts) -> str:
             "lists": sorted(options.lists),
             "map": list(options.mappings),
             "empty_clears": options.empty_clears,
+            "timezone": options.timezone,
+            "decimal_comma": options.decimal_comma,
         }
     ).decode()
 

@@ -169,7 +169,7 @@ def _dispatch(options: Options, plan: Plan, run: Run, ui: Ui, http: httpx.Client
         )
         batches = make_batches(
             plan.source.rows(),
-            lambda row: plan.prepare(row, empty_clears=options.empty_clears),
+            plan.prepare,
             size=options.batch_size,
             skip=run.state.rows_done,
         )
