@@ -120,3 +120,43 @@ def test_error_report_columns_are_never_imported() -> None:
     assert mapping.columns == ((3, "email"), (4, "full_name"))
     assert mapping.ignored == ("_line", "_email", "_error")
     assert mapping.unmapped == ()
+
+
+@pytest.mark.parametrize(
+    ("header", "field"),
+    [
+        # Mailchimp's audience export
+        ("Email Address", "email"),
+        ("First Name", "first_name"),
+        ("Last Name", "last_name"),
+        ("Address", "address_line_1"),
+        ("Phone Number", "phone"),
+        ("CC", "country"),
+        ("TIMEZONE", "timezone"),
+        ("REGION", "state"),
+        # HubSpot's contacts export
+        ("Record ID", "external_id"),
+        ("Email", "email"),
+        ("Job Title", "job_title"),
+        ("Street Address", "address_line_1"),
+        ("State/Region", "state"),
+        ("Postal Code", "postcode"),
+        ("Country/Region", "country"),
+        # other languages, accents and all
+        ("Vorname", "first_name"),
+        ("Nachname", "last_name"),
+        ("Straße", "address_line_1"),
+        ("PLZ", "postcode"),
+        ("Prénom", "first_name"),
+        ("Nom", "last_name"),
+        ("Courriel", "email"),
+        ("Téléphone", "phone"),
+        ("Correo electrónico", "email"),
+        ("Apellidos", "last_name"),
+        ("Código postal", "postcode"),
+        ("Cognome", "last_name"),
+        ("Achternaam", "last_name"),
+    ],
+)
+def test_headers_of_real_exports_are_recognised(header: str, field: str) -> None:
+    assert guess_field(header) == field

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -15,24 +16,36 @@ ALL_FIELDS: tuple[str, ...] = (EMAIL, *FIELDS)
 #: they are never imported, so an errors file can be imported again as it is.
 RESERVED: tuple[str, ...] = ("_line", "_email", "_error", "_raw")
 
-#: Spellings seen in exports, after `normalize` (the field names themselves need no entry).
+#: Spellings seen in exports, after `normalize` (the field names themselves need no entry):
+#: common English ones, Mailchimp's (`Email Address`, `CC`, `REGION`, `TIMEZONE`, …),
+#: HubSpot's (`Record ID`, `State/Region`, `Country/Region`, …), and German, French, Spanish,
+#: Italian, Portuguese and Dutch headers.
 ALIASES: dict[str, str] = {
     alias: name
     for name, aliases in {
-        "email": "mail emailaddress emailaddr mailaddress emailid primaryemail contactemail",
-        "external_id": "id externalid externalref customerid userid contactid crmid",
-        "first_name": "firstname first fname givenname forename",
-        "last_name": "lastname last lname surname familyname",
-        "full_name": "fullname name displayname contactname",
-        "phone": "phonenumber telephone tel mobile mobilephone mobilenumber cellphone cell",
-        "address_line_1": "address addressline1 address1 street streetaddress",
-        "address_line_2": "addressline2 address2",
-        "country": "countrycode countryregion",
-        "postcode": "postalcode zip zipcode zippostalcode",
-        "state": "province region stateprovince stateregion",
-        "job_title": "jobtitle title position",
-        "timezone": "tz timezonename",
-        "language": "lang locale preferredlanguage",
+        "email": "mail emailaddress emailaddr mailaddress emailid primaryemail contactemail "
+        "email1 correo correoelectronico courriel adressemail adresseemail adressecourriel "
+        "mailadresse emailadresse posta postaelettronica indirizzoemail emailadres",
+        "external_id": "id externalid externalref customerid userid contactid crmid recordid "
+        "hubspotid mailchimpid leid uniqueid",
+        "first_name": "firstname first fname givenname forename vorname prenom nombre nome "
+        "voornaam primeironome",
+        "last_name": "lastname last lname surname familyname nachname nom apellido apellidos "
+        "cognome sobrenome achternaam",
+        "full_name": "fullname name displayname contactname vollstandigername nomcomplet "
+        "nombrecompleto nomecompleto",
+        "phone": "phonenumber telephone tel mobile mobilephone mobilenumber cellphone cell "
+        "telefon telefono telefone handy portable movil celular cellulare",
+        "address_line_1": "address addressline1 address1 street streetaddress strasse "
+        "adresse direccion indirizzo endereco adres",
+        "address_line_2": "addressline2 address2 adresszusatz complementdadresse",
+        "country": "countrycode countryregion cc land pays pais paese",
+        "postcode": "postalcode zip zipcode zippostalcode plz codepostal codigopostal cap "
+        "postleitzahl cep",
+        "state": "province region stateprovince stateregion bundesland provincia estado",
+        "job_title": "jobtitle title position beruf poste puesto cargo",
+        "timezone": "tz timezonename zeitzone fuseauhoraire zonahoraria",
+        "language": "lang locale preferredlanguage sprache langue idioma lingua",
     }.items()
     for alias in aliases.split()
 }
@@ -55,8 +68,10 @@ class Mapping:
 
 
 def normalize(name: str) -> str:
-    """`E-mail Address`, `e_mail_address` and `EmailAddress` all become `emailaddress`."""
-    return re.sub(r"[^0-9a-z]", "", name.casefold())
+    """`E-mail Address`, `e_mail_address` and `EmailAddress` all become `emailaddress`;
+    accents are dropped (`Prénom` → `prenom`, `Straße` → `strasse`)."""
+    folded = unicodedata.normalize("NFKD", name.casefold())
+    return re.sub(r"[^0-9a-z]", "", "".join(c for c in folded if not unicodedata.combining(c)))
 
 
 _BY_NAME: dict[str, str] = {normalize(name): name for name in ALL_FIELDS}
