@@ -40,7 +40,7 @@ class Plan:
     source: Source
     mapping: Mapping | None
     renames: dict[str, str | None]
-    conversion: Conversion = Conversion()
+    conversion: Conversion = field(default_factory=Conversion)
     unknown: set[str] = field(default_factory=set)
 
     def prepare(self, row: Row) -> Item:
