@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import codecs
+import gzip
 from pathlib import Path
 
 import pytest
 
 from audience.contact_files.reader import (
-    CsvSource,
     FileError,
-    JsonLinesSource,
     detect_delimiter,
     detect_format,
+    open_source,
     scan,
 )
 
@@ -24,7 +24,7 @@ def write(tmp_path: Path, text: str, name: str = "contacts.csv", bom: bool = Fal
 
 
 def read_csv(path: Path) -> tuple[list[str], list[tuple[int, list[str]]]]:
-    source = CsvSource(path)
+    source = open_source(path, "csv")
     try:
         return source.header, [(row.line, list(row.raw)) for row in source.rows()]
     finally:
@@ -87,7 +87,7 @@ def test_blank_lines_before_the_header_and_empty_rows_are_skipped(tmp_path: Path
 
 def test_an_empty_file_has_no_header(tmp_path: Path) -> None:
     with pytest.raises(FileError, match="is empty"):
-        CsvSource(write(tmp_path, "\n\n"))
+        open_source(write(tmp_path, "\n\n"), "csv")
 
 
 def test_the_scan_counts_records_not_lines(tmp_path: Path) -> None:
@@ -136,7 +136,7 @@ def test_format_detection(tmp_path: Path, name: str, text: str, fmt: str) -> Non
 def test_json_lines_rows_with_line_numbers(tmp_path: Path) -> None:
     text = '{"email": "a@example.com"}\n\n{"email": "b@example.com"}\r\nnot json\n'
     path = write(tmp_path, text, "contacts.jsonl", bom=True)
-    source = JsonLinesSource(path)
+    source = open_source(path, "jsonl")
     rows = [(row.line, row.raw) for row in source.rows()]
     source.close()
     assert rows == [
@@ -145,3 +145,20 @@ def test_json_lines_rows_with_line_numbers(tmp_path: Path) -> None:
         (4, "not json"),
     ]
     assert scan(path, "jsonl").records == 4
+
+
+def test_a_gzip_file_is_read_by_its_content_whatever_its_name(tmp_path: Path) -> None:
+    text = "email,first_name\na@example.com,Ann\n"
+    path = tmp_path / "contacts.csv"  # no .gz: gzip is recognised by its first bytes
+    path.write_bytes(gzip.compress(text.encode()))
+    assert detect_format(path) == "csv"
+    assert scan(path, "csv").records == 1
+    source = open_source(path, "csv")
+    try:
+        assert source.header == ["email", "first_name"]
+        assert [row.raw for row in source.rows()] == [["a@example.com", "Ann"]]
+    finally:
+        source.close()
+    jsonl = tmp_path / "contacts.data"
+    jsonl.write_bytes(gzip.compress(b'{"email": "a@example.com"}\n'))
+    assert detect_format(jsonl) == "jsonl"

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from audience.contact_files.convert import convert_line, convert_row
 from audience.contact_files.mapping import map_header, parse_overrides
-from audience.contact_files.reader import CsvSource, JsonLinesSource, scan
+from audience.contact_files.reader import open_source, scan
 from audience.file_client.errors_file import ErrorsFile, default_errors_path
 from audience.file_client.progress import (
     PlainProgress,
@@ -27,7 +27,7 @@ ROWS = [
 
 
 def read_back(path: Path) -> tuple[list[str], list[tuple[int, list[str]]]]:
-    source = CsvSource(path)
+    source = open_source(path, "csv")
     try:
         return source.header, [(row.line, list(row.raw)) for row in source.rows()]
     finally:
@@ -116,7 +116,7 @@ def test_json_lines_errors_keep_the_original_object(tmp_path: Path) -> None:
         },
         {"_line": 7, "_email": "", "_error": "invalid JSON: oops", "_raw": "{broken"},
     ]
-    source = JsonLinesSource(path)
+    source = open_source(path, "jsonl")
     first = next(source.rows())
     source.close()
     unknown: set[str] = set()

@@ -1,10 +1,17 @@
-"""Stream the records of a CSV or JSON Lines file, each with the line it starts on."""
+"""Stream the records of a CSV or JSON Lines file, each with the line it starts on.
+
+A file is read from a path (the file client) or from any stream of bytes (an uploaded file
+kept in the database, for the server's import jobs); gzip is recognised by its content.
+"""
 
 from __future__ import annotations
 
 import codecs
 import csv
+import gzip
 import hashlib
+import io
+import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +23,7 @@ DELIMITERS = (",", ";", "\t")
 JSONL_SUFFIXES = (".jsonl", ".ndjson")
 CHUNK_BYTES = 1 << 20
 BOM = codecs.BOM_UTF8
+GZIP_MAGIC = b"\x1f\x8b"
 
 
 class FileError(Exception):
@@ -44,33 +52,53 @@ def detect_format(path: Path) -> Format:
     """JSON Lines by suffix (.jsonl, .ndjson) or when the file starts with `{`; else CSV."""
     if path.suffix.lower() in JSONL_SUFFIXES:
         return "jsonl"
-    with path.open("rb") as f:
-        head = f.read(4096).removeprefix(BOM).lstrip()
-    return "jsonl" if head.startswith(b"{") else "csv"
+    with _open_binary(path) as f:
+        return format_of(f.read(4096))
+
+
+def format_of(head: bytes) -> Format:
+    """JSON Lines when the (decompressed) content starts with `{`; else CSV."""
+    return "jsonl" if head.removeprefix(BOM).lstrip().startswith(b"{") else "csv"
 
 
 def scan(path: Path, fmt: Format) -> FileFacts:
     """Hash the file, check it is UTF-8 and count its records, in constant memory."""
+    with _open_binary(path) as f:
+        return scan_stream(f, fmt)
+
+
+def scan_stream(stream: IO[bytes], fmt: Format) -> FileFacts:
+    """scan() of a stream of (decompressed) bytes, read to its end."""
     digest = hashlib.sha256()
     decoder = codecs.getincrementaldecoder("utf-8")()
     counter = _RecordCounter(quoted=fmt == "csv")
     offset = 0
-    with _open_binary(path) as f:
-        while chunk := f.read(CHUNK_BYTES):
-            digest.update(chunk)
-            _check_utf8(decoder, chunk, offset, counter.lines)
-            counter.feed(chunk)
-            offset += len(chunk)
-        _check_utf8(decoder, b"", offset, counter.lines, final=True)
-        f.seek(0)
-        bom = f.read(len(BOM)) == BOM
+    bom = False
+    while chunk := stream.read(CHUNK_BYTES):
+        if offset == 0:
+            bom = chunk.startswith(BOM)
+        digest.update(chunk)
+        _check_utf8(decoder, chunk, offset, counter.lines)
+        counter.feed(chunk)
+        offset += len(chunk)
+    _check_utf8(decoder, b"", offset, counter.lines, final=True)
     records = counter.records() - (1 if fmt == "csv" else 0)
     return FileFacts(sha256=digest.hexdigest(), bom=bom, records=max(records, 0), format=fmt)
 
 
+def decompressed(stream: IO[bytes]) -> IO[bytes]:
+    """The stream's content, gunzipped when it is gzip (recognised by its first bytes); the
+    stream must be seekable or buffered (io.BufferedReader peeks)."""
+    if not isinstance(stream, io.BufferedReader):
+        stream = io.BufferedReader(stream)  # type: ignore[arg-type]
+    if stream.peek(2)[:2] == GZIP_MAGIC:
+        return gzip.GzipFile(fileobj=stream, mode="rb")  # type: ignore[return-value]
+    return stream
+
+
 def _open_binary(path: Path) -> IO[bytes]:
     try:
-        return path.open("rb")
+        return decompressed(path.open("rb"))
     except OSError as exc:
         raise FileError(f"cannot read {path}: {exc.strerror or exc}") from None
 
@@ -130,23 +158,23 @@ def detect_delimiter(first_line: str) -> str:
 class CsvSource:
     """A CSV file opened for streaming: its delimiter, its header, then its rows."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._file = path.open(encoding="utf-8-sig", newline="")
+    def __init__(self, text: IO[str], name: str) -> None:
+        self.name = name
+        self._file = text
         try:
-            self.delimiter = detect_delimiter(self._file.readline())
-            self._file.seek(0)
-            self._reader = csv.reader(self._file, delimiter=self.delimiter)
+            first = text.readline()
+            self.delimiter = detect_delimiter(first)
+            self._reader = csv.reader(itertools.chain([first], text), delimiter=self.delimiter)
             self.header = self._read_header()
         except BaseException:
-            self._file.close()
+            text.close()
             raise
 
     def _read_header(self) -> list[str]:
         for cells in self._reader:
             if any(cell.strip() for cell in cells):
                 return [cell.strip() for cell in cells]
-        raise FileError(f"{self.path} is empty: a CSV file needs a header line")
+        raise FileError(f"{self.name} is empty: a CSV file needs a header line")
 
     def rows(self) -> Iterator[Row]:
         """Every non-blank record after the header, with the line it starts on."""
@@ -158,6 +186,8 @@ class CsvSource:
                 return
             except csv.Error as exc:
                 raise FileError(f"line {line}: {exc}") from None
+            except UnicodeDecodeError as exc:
+                raise FileError(f"line {line}: not UTF-8 ({exc.reason})") from None
             if any(cell.strip() for cell in cells):
                 yield Row(line, cells)
 
@@ -170,16 +200,20 @@ class JsonLinesSource:
 
     delimiter = ","
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
+    def __init__(self, text: IO[str], name: str) -> None:
+        self.name = name
         self.header: list[str] = []
-        self._file = path.open(encoding="utf-8-sig")
+        self._file = text
 
     def rows(self) -> Iterator[Row]:
         """Every non-blank line, without its line break."""
-        for number, text in enumerate(self._file, start=1):
-            if text.strip():
-                yield Row(number, text.rstrip("\r\n"))
+        number = 0
+        try:
+            for number, text in enumerate(self._file, start=1):
+                if text.strip():
+                    yield Row(number, text.rstrip("\r\n"))
+        except UnicodeDecodeError as exc:
+            raise FileError(f"line {number + 1}: not UTF-8 ({exc.reason})") from None
 
     def close(self) -> None:
         self._file.close()
@@ -191,6 +225,12 @@ Source = CsvSource | JsonLinesSource
 def open_source(path: Path, fmt: Format) -> Source:
     """The file opened for reading records."""
     try:
-        return CsvSource(path) if fmt == "csv" else JsonLinesSource(path)
+        return open_stream(_open_binary(path), fmt, str(path))
     except OSError as exc:
         raise FileError(f"cannot read {path}: {exc.strerror or exc}") from None
+
+
+def open_stream(binary: IO[bytes], fmt: Format, name: str) -> Source:
+    """Records from a stream of (decompressed) bytes: UTF-8, with or without a BOM."""
+    text = io.TextIOWrapper(binary, encoding="utf-8-sig", newline="" if fmt == "csv" else None)
+    return CsvSource(text, name) if fmt == "csv" else JsonLinesSource(text, name)
