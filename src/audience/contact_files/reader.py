@@ -92,7 +92,9 @@ def decompressed(stream: IO[bytes]) -> IO[bytes]:
     if not isinstance(stream, io.BufferedReader):
         stream = io.BufferedReader(stream)  # type: ignore[arg-type]
     if stream.peek(2)[:2] == GZIP_MAGIC:
-        return gzip.GzipFile(fileobj=stream, mode="rb")  # type: ignore[return-value]
+        gunzipped = gzip.GzipFile(fileobj=stream, mode="rb")
+        gunzipped.myfileobj = stream  # closed with it, as when GzipFile opens a path
+        return gunzipped  # type: ignore[return-value]
     return stream
 
 
