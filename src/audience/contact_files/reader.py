@@ -15,7 +15,7 @@ import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Literal
+from typing import IO, Any, Literal
 
 Format = Literal["csv", "jsonl"]
 
@@ -87,15 +87,14 @@ def scan_stream(stream: IO[bytes], fmt: Format) -> FileFacts:
 
 
 def decompressed(stream: IO[bytes]) -> IO[bytes]:
-    """The stream's content, gunzipped when it is gzip (recognised by its first bytes); the
-    stream must be seekable or buffered (io.BufferedReader peeks)."""
-    if not isinstance(stream, io.BufferedReader):
-        stream = io.BufferedReader(stream)  # type: ignore[arg-type]
-    if stream.peek(2)[:2] == GZIP_MAGIC:
-        gunzipped = gzip.GzipFile(fileobj=stream, mode="rb")
-        gunzipped.myfileobj = stream  # closed with it, as when GzipFile opens a path
-        return gunzipped  # type: ignore[return-value]
-    return stream
+    """The stream's content, gunzipped when it is gzip (recognised by its first bytes)."""
+    raw: Any = stream
+    buffered: Any = raw if isinstance(raw, io.BufferedReader) else io.BufferedReader(raw)
+    if buffered.peek(2)[:2] == GZIP_MAGIC:
+        gunzipped: Any = gzip.GzipFile(fileobj=buffered, mode="rb")
+        gunzipped.myfileobj = buffered  # closed with it, as when GzipFile opens a path
+        buffered = gunzipped
+    return buffered  # type: ignore[no-any-return]
 
 
 def _open_binary(path: Path) -> IO[bytes]:
