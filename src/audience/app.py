@@ -13,6 +13,7 @@ from sqlalchemy import text
 
 from audience import __version__
 from audience.config import Settings
+from audience.console.router import router as console_router
 from audience.contacts.router import router as contacts_router
 from audience.db.engine import build_engine
 from audience.kit import metrics
@@ -61,6 +62,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool | None = None)
     install_error_handlers(app)
     app.include_router(contacts_router)
     app.include_router(lists_router)
+    app.include_router(console_router)
     install_docs(app)
 
     @app.get("/healthz", tags=["health"], operation_id="health")

@@ -64,6 +64,13 @@ class Settings(BaseSettings):
     db_connect_timeout_seconds: int = Field(default=5, ge=1)
     sqlite_busy_timeout_seconds: float = Field(default=30.0, gt=0)
 
+    # --- the console (/console) ------------------------------------------------------------------
+    #: A console session ends after this long without a request.
+    console_session_idle_seconds: float = Field(default=12 * 3600, gt=0)
+    #: Failed sign-ins one client address may make per window; then 429 until it ends.
+    console_login_max_failures: int = Field(default=10, ge=1)
+    console_login_window_seconds: float = Field(default=15 * 60, gt=0)
+
     # --- logs and metrics ------------------------------------------------------------------------
     log_format: Literal["plain", "json"] = "plain"
     access_log: bool = True

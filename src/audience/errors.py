@@ -72,3 +72,9 @@ class ConfigurationError(AppError):
     """The service cannot start as configured (used by the CLI, never by routes)."""
 
     status_code = 500
+
+
+class NotSignedIn(AppError):
+    """A console request without a live session: the console sends it to its sign-in page."""
+
+    status_code = 401

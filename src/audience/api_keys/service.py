@@ -133,3 +133,16 @@ def _record_use(engine: Engine, key: ApiKey) -> None:
     # Best effort: skipped, not waited for, while another request holds the write lock.
     with contextlib.suppress(DatabaseBusy), busy_skips(engine) as conn:
         KeyRepository(conn, key.workspace_id).touch(key.id, wall)
+
+
+def caller_of_key(conn: Connection, *, workspace_id: str, key_id: str) -> Caller:
+    """The caller of a stored key that is not revoked (a console session acts with it), or
+    Unauthorized: revoking a key ends what was signed in with it."""
+    stored = KeyRepository(conn, workspace_id).get(key_id)
+    if stored is None or stored.revoked_at is not None:
+        raise Unauthorized("invalid API key")
+    return Caller(
+        workspace_id=stored.workspace_id,
+        key_id=stored.id,
+        permissions=frozenset(stored.permissions),
+    )

@@ -618,3 +618,57 @@ class ContactsPage(Answer):
 
 class CountResponse(Answer):
     total_contacts: int
+
+
+# --- the console: search, selections and bulk changes ---------------------------------------------
+
+
+class ContactFilter(msgspec.Struct, frozen=True):
+    """Contacts whose email, first name or last name contains `search` (ignoring case), and
+    that have a membership of `list_id` and/or in `status` when given."""
+
+    search: str = ""
+    list_id: str | None = None
+    status: MembershipStatus | None = None
+
+
+class ContactSearch(msgspec.Struct, frozen=True):
+    """A page of a filter's contacts by email: after one cursor, or before another."""
+
+    filter: ContactFilter = ContactFilter()
+    after: str | None = None
+    before: str | None = None
+    limit: int = 25
+
+
+class SearchPage(msgspec.Struct, frozen=True):
+    """A page of contacts with their memberships, how many match in all, and the cursors of
+    the pages around it (None where there is none)."""
+
+    items: list[tuple[Contact, list[Membership]]]
+    total: int
+    next_cursor: str | None
+    previous_cursor: str | None
+
+
+class Selection(msgspec.Struct, frozen=True):
+    """The contacts a bulk change applies to: these emails, or (emails None) every contact
+    that matches the filter."""
+
+    emails: tuple[str, ...] | None
+    filter: ContactFilter = ContactFilter()
+
+
+#: What a bulk change does to the selected contacts: membership changes of one list, or delete.
+BulkAction = Literal["add_to_list", "remove_from_list", "unsubscribe", "delete"]
+BULK_ACTIONS: tuple[BulkAction, ...] = ("add_to_list", "remove_from_list", "unsubscribe", "delete")
+
+
+class BulkOutcome(msgspec.Struct, frozen=True):
+    """What a bulk change did: the contacts selected, and the rows it changed (memberships
+    added, removed or unsubscribed; contacts deleted)."""
+
+    action: BulkAction
+    selected: int
+    changed: int
+    list_id: str | None = None

@@ -15,13 +15,18 @@ from audience.api_keys.schemas import Caller, Permission
 from audience.contacts.bulk import BulkWriter, field_names
 from audience.contacts.repository import ContactRepository
 from audience.contacts.schemas import (
+    BulkAction,
+    BulkOutcome,
     Contact,
     ContactListQuery,
+    ContactSearch,
     ImportAnswer,
     ImportLimits,
     ImportRequest,
     Membership,
     Operation,
+    SearchPage,
+    Selection,
     Summary,
 )
 from audience.contacts.validation import ContactBatch, ContactError, normalize_email, validate_batch
@@ -245,3 +250,93 @@ def _lookup_email(email: str) -> str:
         return normalize_email(email)
     except ContactError as exc:
         raise BadRequest(exc.message) from None
+
+
+# --- the console: search, selections, bulk changes ---------------------------------------------
+
+#: The permission each bulk change needs: the one the API asks for the same change
+#: (contactLists.updateStatus, contacts.delete).
+BULK_PERMISSIONS: dict[BulkAction, Permission] = {
+    "add_to_list": Permission.LISTS_WRITE,
+    "remove_from_list": Permission.LISTS_WRITE,
+    "unsubscribe": Permission.LISTS_WRITE,
+    "delete": Permission.CONTACTS_WRITE,
+}
+
+
+def search_contacts(conn: Connection, *, workspace_id: str, search: ContactSearch) -> SearchPage:
+    """A page of the contacts a filter matches, by email, with their memberships, the total
+    that match and the cursors of the next and previous pages."""
+    repo = ContactRepository(conn, workspace_id)
+    after, before = _after(search.after), _after(search.before)
+    rows = repo.search_page(search.filter, after=after, before=before, limit=search.limit + 1)
+    more = len(rows) > search.limit
+    page = rows[: search.limit]
+    if before is not None:
+        page.reverse()
+        next_cursor = encode_cursor(page[-1].email) if page else search.before
+        previous_cursor = encode_cursor(page[0].email) if more else None
+    else:
+        next_cursor = encode_cursor(page[-1].email) if more else None
+        previous_cursor = (
+            None if after is None else (encode_cursor(page[0].email) if page else search.after)
+        )
+    memberships = repo.memberships([c.email for c in page])
+    items = [(c, memberships.get(c.email, [])) for c in page]
+    total = repo.count_matching(search.filter)
+    return SearchPage(items, total, next_cursor, previous_cursor)
+
+
+def count_selected(
+    conn: Connection, *, caller: Caller, selection: Selection, action: BulkAction
+) -> int:
+    """How many stored contacts a bulk change would apply to (what its confirmation names),
+    for a caller allowed to make it."""
+    api_keys.require(caller, BULK_PERMISSIONS[action])
+    repo = ContactRepository(conn, caller.workspace_id)
+    if selection.emails is None:
+        return repo.count_matching(selection.filter)
+    return repo.count_among(selection.emails)
+
+
+def bulk_change(
+    conn: Connection,
+    *,
+    caller: Caller,
+    selection: Selection,
+    action: BulkAction,
+    list_id: str | None = None,
+) -> BulkOutcome:
+    """Apply one change to every selected contact, with the permission the API asks for it.
+
+    add_to_list adds the contacts not in the list (active, or pending on a double opt-in list:
+    as an import subscribes them); remove_from_list deletes their memberships; unsubscribe
+    sets active and pending memberships to unsubscribed; delete deletes the contacts. Locks
+    follow the order every write shares: the list, then the contacts by email.
+    """
+    api_keys.require(caller, BULK_PERMISSIONS[action])
+    repo = ContactRepository(conn, caller.workspace_id)
+    if action == "delete":
+        emails = repo.lock_selected(selection.emails, selection.filter)
+        return BulkOutcome(action, len(emails), repo.delete_many(emails))
+    if not list_id:
+        raise BadRequest("list_id is required")
+    double_optin = _lock_lists(conn, caller.workspace_id, [list_id])[list_id]
+    emails = repo.lock_selected(selection.emails, selection.filter)
+    now = utcnow()
+    if action == "add_to_list":
+        status = MembershipStatus.PENDING if double_optin else MembershipStatus.ACTIVE
+        changed = repo.add_memberships(emails, list_id, status, now)
+    elif action == "remove_from_list":
+        changed = repo.remove_memberships(emails, list_id)
+    else:
+        changed = repo.unsubscribe_memberships(emails, list_id, now)
+    return BulkOutcome(action, len(emails), changed, list_id)
+
+
+def edit_contact(
+    conn: Connection, *, workspace_id: str, contact: msgspec.Raw
+) -> tuple[Contact, list[Membership]]:
+    """Save one contact by the rules of contacts.upsert, and read it back as stored."""
+    operation = upsert_contact(conn, workspace_id=workspace_id, contact=contact)
+    return get_by_email(conn, workspace_id=workspace_id, email=operation.email)

@@ -240,3 +240,30 @@ import_row_errors = Table(
         ondelete="CASCADE",
     ),
 )
+
+#: A signed-in console session (sessions/): only a keyed hash of its random id is stored.
+console_sessions = Table(
+    "console_sessions",
+    metadata,
+    Column("workspace_id", String(32), primary_key=True),
+    Column("id_hash", String(64), primary_key=True),
+    Column("key_id", String(16), nullable=False),
+    Column("created_at", Timestamp, nullable=False),
+    Column("last_seen_at", Timestamp, nullable=False),
+    Column("expires_at", Timestamp, nullable=False),
+    ForeignKeyConstraint(
+        ["workspace_id", "key_id"], ["api_keys.workspace_id", "api_keys.id"], ondelete="CASCADE"
+    ),
+    Index(None, "workspace_id", "expires_at"),
+)
+
+#: Failed console sign-ins per client address, in a fixed window: the rate limit every worker
+#: process shares. Keyed by address, not by workspace: a failure may name none.
+console_login_attempts = Table(
+    "console_login_attempts",
+    metadata,
+    Column("address", String(64), primary_key=True),
+    Column("failures", Integer, nullable=False),
+    Column("window_started_at", Timestamp, nullable=False),
+    Index(None, "window_started_at"),
+)

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, delete, select, update
+from sqlalchemy import Connection, Row, delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -109,3 +109,16 @@ class ListRepository:
             delete(lists).where(lists.c.workspace_id == self.workspace_id, lists.c.id == list_id)
         )
         return True
+
+    def membership_counts(self) -> dict[str, dict[str, int]]:
+        """{list id: {status: memberships}} for the lists that have any."""
+        table = contact_lists.c
+        query = (
+            select(table.list_id, table.status, func.count())
+            .where(table.workspace_id == self.workspace_id)
+            .group_by(table.list_id, table.status)
+        )
+        counts: dict[str, dict[str, int]] = {}
+        for list_id, status, count in self.conn.execute(query):
+            counts.setdefault(list_id, {})[status] = int(count)
+        return counts

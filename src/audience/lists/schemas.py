@@ -125,3 +125,11 @@ class ListResponse(Answer):
 
 class ListsResponse(Answer):
     lists: list[ListOut]
+
+
+class ListCounts(msgspec.Struct, frozen=True):
+    """A list and how many of its memberships are in each status (every status present,
+    zero included), by status value."""
+
+    list: ListRecord
+    counts: dict[str, int]

@@ -6,10 +6,11 @@ from collections.abc import Iterable
 
 from sqlalchemy import Connection
 
+from audience.db.models import MembershipStatus
 from audience.errors import BadRequest, NotFound
 from audience.kit.clock import utcnow
 from audience.lists.repository import ListRepository
-from audience.lists.schemas import CreateListRequest, ListRecord, UpdateListRequest
+from audience.lists.schemas import CreateListRequest, ListCounts, ListRecord, UpdateListRequest
 
 #: Fields of lists.update that may be left out but never sent as null.
 NOT_NULL = ("name", "is_double_optin", "is_public")
@@ -79,3 +80,15 @@ def lock_for_subscribe(
         if list_id not in found:
             raise BadRequest(f"list not found: {list_id}")
     return {list_id: found[list_id].is_double_optin for list_id in wanted}
+
+
+def lists_with_counts(conn: Connection, *, workspace_id: str) -> list[ListCounts]:
+    """Every list of the workspace, by id, with its memberships counted per status."""
+    repo = ListRepository(conn, workspace_id)
+    counts = repo.membership_counts()
+    return [
+        ListCounts(
+            record, {s.value: counts.get(record.id, {}).get(s.value, 0) for s in MembershipStatus}
+        )
+        for record in repo.all()
+    ]
