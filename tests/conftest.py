@@ -143,7 +143,10 @@ def database_url(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -
 
 @pytest.fixture
 def settings(database_url: str) -> Settings:
-    return Settings(database_url=database_url, secret_key=SECRET, auto_migrate=False)
+    # No import workers: the tests of import jobs start them where they want them.
+    return Settings(
+        database_url=database_url, secret_key=SECRET, auto_migrate=False, import_workers=0
+    )
 
 
 @pytest.fixture

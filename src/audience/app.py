@@ -16,6 +16,9 @@ from audience.config import Settings
 from audience.console.router import router as console_router
 from audience.contacts.router import router as contacts_router
 from audience.db.engine import build_engine
+from audience.import_jobs.router import UPLOAD_PATH
+from audience.import_jobs.router import router as imports_router
+from audience.import_jobs.worker import Workers
 from audience.kit import metrics
 from audience.kit.memory import return_large_buffers_to_the_os
 from audience.lists.router import router as lists_router
@@ -40,9 +43,12 @@ def create_app(settings: Settings | None = None, *, migrate: bool | None = None)
         app.state.engine = engine
         app.state.secret_key = settings.resolved_secret_key()
         app.state.import_slots = threading.BoundedSemaphore(settings.max_concurrent_imports)
+        workers = Workers(engine, settings, settings.import_workers)
+        workers.start()
         try:
             yield
         finally:
+            workers.stop()
             engine.dispose()
 
     app = FastAPI(
@@ -53,7 +59,12 @@ def create_app(settings: Settings | None = None, *, migrate: bool | None = None)
         docs_url=None,
         redoc_url=None,
     )
-    app.add_middleware(RequestGuardMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        RequestGuardMiddleware,
+        max_bytes=settings.max_body_bytes,
+        # The multipart envelope around the file is allowed on top of the file's own limit.
+        uploads={UPLOAD_PATH: settings.max_upload_bytes + 1024 * 1024},
+    )
     app.add_middleware(
         EdgeMiddleware,
         max_concurrent=settings.max_concurrent_requests,
@@ -62,6 +73,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool | None = None)
     install_error_handlers(app)
     app.include_router(contacts_router)
     app.include_router(lists_router)
+    app.include_router(imports_router)
     app.include_router(console_router)
     install_docs(app)
 

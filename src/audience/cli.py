@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging.config
 import os
 import shutil
 import tempfile
@@ -89,6 +90,38 @@ def serve(
             access_log=False,
             server_header=False,
         )
+
+
+@app.command()
+def worker(
+    threads: Annotated[
+        int | None,
+        typer.Option(min=1, help="Jobs imported at once [default: AUDIENCE_IMPORT_WORKERS]."),
+    ] = None,
+) -> None:
+    """Import the queued import jobs (a host that serves no HTTP), until stopped."""
+    import signal
+    import threading
+
+    from audience.import_jobs.worker import Workers
+
+    settings = load_settings()
+    engine = build_engine(settings)
+    try:
+        if settings.auto_migrate:
+            upgrade(engine)
+    except AppError as exc:
+        fail(exc.message)
+    logging.config.dictConfig(log_config(settings.log_format))
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    workers = Workers(engine, settings, threads or max(1, settings.import_workers))
+    workers.start()
+    typer.echo(f"importing with {len(workers.workers)} worker(s); stop with Ctrl-C", err=True)
+    stop.wait()
+    workers.stop(timeout=settings.shutdown_timeout_seconds)
+    engine.dispose()
 
 
 @contextmanager

@@ -45,6 +45,19 @@ class Settings(BaseSettings):
     #: temporary tables or binary COPY, such as CockroachDB). Ignored on SQLite.
     bulk_write: Literal["copy", "unnest"] = "copy"
 
+    # --- server-side import jobs ---------------------------------------------------------------
+    #: Job workers in each `audience serve` process (0: none; `audience worker` runs others).
+    import_workers: int = Field(default=1, ge=0)
+    max_upload_bytes: int = Field(default=2 * 1024**3, ge=1024)
+    #: How long an upload may take to arrive (instead of AUDIENCE_BODY_TIMEOUT_SECONDS).
+    upload_timeout_seconds: float = Field(default=3600.0, gt=0)
+    #: A job whose worker has not renewed its lease for this long is claimed by another.
+    import_lease_seconds: float = Field(default=60.0, gt=0)
+    import_batch_size: int = Field(default=2000, ge=1, le=10_000)
+    import_poll_seconds: float = Field(default=1.0, gt=0)
+    import_report_days: float = Field(default=7.0, gt=0)
+    import_job_days: float = Field(default=30.0, gt=0)
+
     # --- the HTTP edge (per worker process) ------------------------------------------------------
     max_header_bytes: int = Field(default=64 * 1024, ge=1024)
     max_header_count: int = Field(default=100, ge=10)

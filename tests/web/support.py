@@ -84,7 +84,12 @@ class Operation:
         body = self.definition.get("requestBody")
         if body is None:
             return None
-        return resolve(body["content"]["application/json"]["schema"])
+        (content,) = body["content"].values()  # application/json, or multipart/form-data
+        return resolve(content["schema"])
+
+    @property
+    def multipart(self) -> bool:
+        return "multipart/form-data" in self.definition.get("requestBody", {}).get("content", {})
 
     @property
     def required_body(self) -> set[str]:
@@ -97,9 +102,16 @@ class Operation:
         request: Mapping[str, Any],
         headers: Mapping[str, str] | None = None,
     ) -> httpx.Response:
-        """GET with `request` as the query, POST with it as the JSON body."""
+        """GET with `request` as the query, POST with it as the JSON body (as a form, with
+        a small CSV file unless `request` names one, for a multipart operation)."""
         if self.method == "GET":
             return client.get(self.path, params=dict(request), headers=headers)
+        if self.multipart:
+            fields = {k: v for k, v in request.items() if k != "file"}
+            upload = request.get("file", b"email\na@example.com\n")
+            return client.post(
+                self.path, data=fields, files={"file": ("f.csv", upload)}, headers=headers
+            )
         return client.post(self.path, json=dict(request), headers=headers)
 
 

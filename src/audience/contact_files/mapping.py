@@ -15,6 +15,9 @@ ALL_FIELDS: tuple[str, ...] = (EMAIL, *FIELDS)
 #: Columns (CSV) or keys (JSON Lines) that an errors file adds in front of the original row;
 #: they are never imported, so an errors file can be imported again as it is.
 RESERVED: tuple[str, ...] = ("_line", "_email", "_error", "_raw")
+#: The first columns of a server-side import's error report (imports.errors), also never
+#: imported when a file starts with them: a fixed report is uploaded again as it is.
+REPORT_COLUMNS: tuple[str, ...] = ("line", "email", "error")
 
 #: Spellings seen in exports, after `normalize` (the field names themselves need no entry):
 #: common English ones, Mailchimp's (`Email Address`, `CC`, `REGION`, `TIMEZONE`, …),
@@ -101,16 +104,20 @@ def parse_overrides(specs: Iterable[str]) -> dict[str, str | None]:
     return overrides
 
 
-def map_header(header: Sequence[str], overrides: dict[str, str | None]) -> Mapping:
-    """Map each column of a CSV header to a field; the overrides win."""
+def map_header(
+    header: Sequence[str], overrides: dict[str, str | None], *, option: str = "--map"
+) -> Mapping:
+    """Map each column of a CSV header to a field; the overrides win. `option` names where
+    the overrides come from in the errors (--map, or an import job's `mapping`)."""
     header = tuple(header)
-    explicit = _resolve_overrides(header, overrides)
+    explicit = _resolve_overrides(header, overrides, option)
     taken = {name for name in explicit.values() if name}
     columns: list[tuple[int, str]] = []
     unmapped: list[str] = []
     ignored: list[str] = []
+    report = len(header) > len(REPORT_COLUMNS) and header[: len(REPORT_COLUMNS)] == REPORT_COLUMNS
     for position, column in enumerate(header):
-        if column in RESERVED:
+        if column in RESERVED or (report and position < len(REPORT_COLUMNS)):
             ignored.append(column)
             continue
         target = explicit[position] if position in explicit else _auto(column, taken)
@@ -120,9 +127,9 @@ def map_header(header: Sequence[str], overrides: dict[str, str | None]) -> Mappi
         taken.add(target)
         columns.append((position, target))
     if EMAIL not in {name for _, name in columns}:
+        how = "--map 'COLUMN=email'" if option == "--map" else f'{option} {{"COLUMN": "email"}}'
         raise MappingError(
-            "no column maps to email; name one with --map 'COLUMN=email' "
-            f"(columns: {', '.join(header) or 'none'})"
+            f"no column maps to email; name one with {how} (columns: {', '.join(header) or 'none'})"
         )
     return Mapping(header, tuple(columns), tuple(unmapped), tuple(ignored))
 
@@ -133,7 +140,7 @@ def _auto(column: str, taken: set[str]) -> str | None:
 
 
 def _resolve_overrides(
-    header: tuple[str, ...], overrides: dict[str, str | None]
+    header: tuple[str, ...], overrides: dict[str, str | None], option: str
 ) -> dict[int, str | None]:
     """Override targets by column position: the exact name first, then a forgiving match."""
     resolved: dict[int, str | None] = {}
@@ -142,6 +149,6 @@ def _resolve_overrides(
             i for i, name in enumerate(header) if normalize(name) == normalize(column)
         ]
         if not positions:
-            raise MappingError(f"--map: no column named {column!r} in the header")
+            raise MappingError(f"{option}: no column named {column!r} in the header")
         resolved[positions[0]] = target
     return resolved

@@ -187,6 +187,7 @@ import_jobs = Table(
     Column("format", String(8), nullable=False),
     Column("file_bytes", BigInteger, nullable=False),
     Column("options", Text, nullable=False),  # the import's options, as JSON
+    Column("header", Text, nullable=True),  # a CSV file's header cells, as JSON
     Column("total_rows", Integer, nullable=True),
     Column("processed_rows", Integer, nullable=False),
     Column("created", Integer, nullable=False),

@@ -42,6 +42,10 @@ CONTACTS_WRITTEN = Counter(
 ROWS_REJECTED = Counter(
     "audience_import_rows_rejected_total", "Contacts of an import answered with an error."
 )
+IMPORT_JOBS = Counter(
+    "audience_import_jobs_total", "Import jobs finished, by status.", ["status"]
+)
+IMPORT_JOB_ROWS = Counter("audience_import_job_rows_total", "Rows of files imported by jobs.")
 REFUSED = Counter(
     "audience_requests_refused_total",
     "Requests refused by a limit (header size, timeouts, concurrency, body size, database).",

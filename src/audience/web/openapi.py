@@ -64,7 +64,7 @@ _ERRORS = {
     "409": "A request with this Idempotency-Key is in progress",
     "408": "The request's head or body did not arrive in time (`audience serve`, web/protocol.py)",
     "413": "Request body too large (decided before any route runs, whatever the method)",
-    "415": "Content-Type is not application/json",
+    "415": "Content-Type is not application/json (imports.create: not multipart/form-data)",
     "422": "The Idempotency-Key was already used with a different request body",
     "431": "Request head too large: too many or too long headers (`audience serve`)",
     "500": "Internal server error: nothing of the request was written",
@@ -86,6 +86,9 @@ _NOT_GIVEN = {
     "countContacts": {"404"},
     "createList": {"404", *_IDEMPOTENT_ONLY},
     "listLists": {"404"},
+    "createImport": {"403", "404", *_IDEMPOTENT_ONLY},
+    "cancelImport": _IDEMPOTENT_ONLY,
+    "listImports": {"404"},
 }
 #: Query parameters whose route reads them by stricter rules than their type says.
 _QUERY_SCHEMAS: dict[tuple[str, str], dict[str, Any]] = {

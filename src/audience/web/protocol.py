@@ -12,8 +12,9 @@ adds, per connection:
   kept-alive connection, of its first byte: an idle one is closed by uvicorn's keep-alive
   timeout); after that the connection gets 408 and is closed, however slowly bytes are still
   trickling in;
-- the body must arrive within `body_timeout` seconds of its head; after that the request
-  gets 408 and the connection is closed (the application sees a disconnect).
+- the body must arrive within `body_timeout` seconds of its head (`upload_timeout` for the
+  upload routes, UPLOAD_PATHS); after that the request gets 408 and the connection is
+  closed (the application sees a disconnect).
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ from audience.config import Settings
 from audience.kit import metrics
 
 _HEAD_END = b"\r\n\r\n"
+#: The routes that receive files: their bodies have AUDIENCE_UPLOAD_TIMEOUT_SECONDS.
+UPLOAD_PATHS = frozenset({"/api/imports.create", "/console/imports.create"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +41,7 @@ class EdgeLimits:
     max_header_count: int
     header_timeout: float
     body_timeout: float
+    upload_timeout: float = 3600.0
 
     @classmethod
     def of(cls, settings: Settings) -> EdgeLimits:
@@ -46,6 +50,7 @@ class EdgeLimits:
             max_header_count=settings.max_header_count,
             header_timeout=settings.header_timeout_seconds,
             body_timeout=settings.body_timeout_seconds,
+            upload_timeout=settings.upload_timeout_seconds,
         )
 
 
@@ -139,7 +144,9 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         super().on_headers_complete()
         self._body_pending, self._answered = True, False
         if self._has_body():
-            self._body_timer = self.loop.call_later(self._limits.body_timeout, self._body_late)
+            upload = self.scope.get("path") in UPLOAD_PATHS
+            timeout = self._limits.upload_timeout if upload else self._limits.body_timeout
+            self._body_timer = self.loop.call_later(timeout, self._body_late)
 
     def _has_body(self) -> bool:
         headers = dict(self.headers)

@@ -24,6 +24,7 @@ def upgrade() -> None:
         sa.Column("format", sa.String(length=8), nullable=False),
         sa.Column("file_bytes", sa.BigInteger(), nullable=False),
         sa.Column("options", sa.Text(), nullable=False),
+        sa.Column("header", sa.Text(), nullable=True),
         sa.Column("total_rows", sa.Integer(), nullable=True),
         sa.Column("processed_rows", sa.Integer(), nullable=False),
         sa.Column("created", sa.Integer(), nullable=False),
