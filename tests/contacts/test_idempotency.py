@@ -251,15 +251,6 @@ def test_a_dry_run_with_a_key_stores_nothing(
     assert_replay(first, send(client, tenant, real, "plan"))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "a dry run refused at request level (here: an unknown list) stores its 400 under "
-        "its Idempotency-Key: idempotency/service.py _handled builds Handled(keep=True) for "
-        "an AppError, and contacts/router.py _import only sets keep=not dry_run on success; "
-        "the real request sent next with the same key then gets a 422"
-    ),
-)
 def test_a_refused_dry_run_with_a_key_stores_nothing(
     client: TestClient, engine: Engine, tenant: Tenant
 ) -> None:

@@ -39,7 +39,7 @@ from audience.contacts.schemas import (
     UpsertEnvelope,
     UpsertRequest,
 )
-from audience.errors import BadRequest, ServiceUnavailable
+from audience.errors import AppError, BadRequest, ServiceUnavailable
 from audience.idempotency import service as idempotency
 from audience.idempotency.schemas import Handled
 from audience.kit import metrics
@@ -196,7 +196,14 @@ def import_contacts(
 
 def _import(db: Connection, caller: Caller, body: bytes, settings: Settings) -> Handled:
     request = parse_import(caller, body)
-    answer = service.import_contacts(db, caller=caller, request=request, limits=_limits(settings))
+    try:
+        answer = service.import_contacts(
+            db, caller=caller, request=request, limits=_limits(settings)
+        )
+    except AppError as exc:
+        if request.dry_run:  # a dry run stores nothing, not even its refusal
+            return idempotency.refused(exc, keep=False)
+        raise
     return Handled(200, msgspec.json.encode(answer), keep=not request.dry_run)
 
 

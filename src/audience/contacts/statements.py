@@ -41,10 +41,13 @@ def _merged(name: str, merge: str) -> str:
     return f"CASE WHEN {given} IS NOT NULL AND ({blank}) THEN {given} ELSE {stored} END"
 
 
-def _mask(test: str) -> str:
-    """The int8 mask of the fields for which `test` (on `{n}`) holds."""
+def _mask(test: str, merged: list[tuple[str, str]]) -> str:
+    """The int8 mask of the fields for which `test` (on `{n}`, the merged value, and `{o}`,
+    the stored one) holds."""
     return " + ".join(
-        f"(CASE WHEN {test.format(n=name)} THEN {_BIT[name]} ELSE 0 END)::int8" for name in FIELDS
+        f"(CASE WHEN {test.format(n=f'({expr})', o=f'o.{name}')} THEN {_BIT[name]} ELSE 0 END)"
+        "::int8"
+        for name, expr in merged
     )
 
 
@@ -55,21 +58,19 @@ def _apply(source: str, merge: str) -> str:
     writes nothing. Per row: created, the mask of the fields changed (stored non-null, for a
     created row), and how many rows were inserted (fewer than created: a concurrent import
     inserted one of them first, and the transaction must run again)."""
+    merged = [(name, _merged(name, merge)) for name in FIELDS]
     return f"""
-WITH merged AS (
+WITH judged AS (
     SELECT s.email, o.email IS NULL AS created,
-           {", ".join(f"o.{n} AS o_{n}" for n in FIELDS)},
-           {", ".join(f"{_merged(n, merge)} AS {n}" for n in FIELDS)}
+           {", ".join(f"{expr} AS {name}" for name, expr in merged)},
+           CASE WHEN o.email IS NULL THEN {_mask("{n} IS NOT NULL", merged)}
+                ELSE {_mask("{n} IS DISTINCT FROM {o}", merged)} END AS changed
     FROM {source} AS s
     LEFT JOIN LATERAL (
         SELECT c.email, {", ".join(f"c.{n}" for n in FIELDS)} FROM contacts AS c
         WHERE c.workspace_id = %(ws)b AND c.email = s.email
         FOR UPDATE
     ) AS o ON true
-), judged AS (
-    SELECT m.*, CASE WHEN m.created THEN {_mask("m.{n} IS NOT NULL")}
-                     ELSE {_mask("m.{n} IS DISTINCT FROM m.o_{n}")} END AS changed
-    FROM merged AS m
 ), inserted AS (
     INSERT INTO contacts (workspace_id, email, {_COLUMNS}, created_at, updated_at)
     SELECT %(ws)b, j.email, {", ".join(f"j.{n}" for n in FIELDS)}, %(now)b, %(now)b

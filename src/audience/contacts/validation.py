@@ -95,13 +95,45 @@ _Column = Sequence[Any]
 
 
 def validate_batch(raws: Sequence[bytes | msgspec.Raw]) -> Validation:
-    """Decode and check every contact on its own; sort the valid ones into rounds.
+    """Validate an import's contacts (docs/import.md): decode_contacts, then check_rows of
+    all of them at once. The import itself checks them a part at a time (contacts/service.py),
+    to write one part while the next is checked."""
+    decoded = decode_contacts(raws)
+    rounds, errors = check_rows(decoded, 0, len(decoded.emails))
+    return Validation(rounds, decoded.reported, {**decoded.errors, **errors})
 
-    Each contact is decoded from its own JSON bytes, so one bad contact never fails its
-    batch. The contacts are then sorted by email and the field rules run column by column:
-    a column that passes as a whole (the common case) costs a few C-level passes, and only
-    a column that fails is walked value by value to name the contacts at fault.
+
+@dataclass(slots=True)
+class Decoded:
+    """An import's contacts decoded, their emails normalised, sorted by email.
+
+    `reported[i]` and `errors[i]` are what input contact i reports as its email and, if it
+    failed already, why; `structs`, `emails` and `positions` (input indexes) are the valid
+    ones in email order (a stable sort: the duplicates of an email stay in input order).
     """
+
+    reported: list[str]
+    errors: dict[int, str]
+    structs: list[Any]
+    emails: list[str]
+    positions: list[int]
+
+    def parts(self, size: int) -> list[tuple[int, int]]:
+        """[start, stop) ranges of about `size` rows that never split an email's duplicates."""
+        bounds: list[tuple[int, int]] = []
+        start, total = 0, len(self.emails)
+        while start < total:
+            stop = min(start + size, total)
+            while stop < total and self.emails[stop] == self.emails[stop - 1]:
+                stop += 1
+            bounds.append((start, stop))
+            start = stop
+        return bounds
+
+
+def decode_contacts(raws: Sequence[bytes | msgspec.Raw]) -> Decoded:
+    """Each contact decoded from its own JSON bytes (one bad contact never fails its batch),
+    its email normalised (rule 5), then the valid ones sorted by email."""
     reported: list[str] = []
     errors: dict[int, str] = {}
     structs: list[Any] = []
@@ -130,19 +162,35 @@ def validate_batch(raws: Sequence[bytes | msgspec.Raw]) -> Validation:
         positions.append(index)
     # A stable sort: the duplicates of an email stay in their input order.
     order = sorted(range(len(emails)), key=emails.__getitem__)
-    emails = [emails[i] for i in order]
-    positions = [positions[i] for i in order]
-    structs = [structs[i] for i in order]
+    return Decoded(
+        reported,
+        errors,
+        [structs[i] for i in order],
+        [emails[i] for i in order],
+        [positions[i] for i in order],
+    )
+
+
+def check_rows(
+    decoded: Decoded, start: int, stop: int
+) -> tuple[list[ContactBatch], dict[int, str]]:
+    """The field rules over rows [start, stop) of the decoded contacts, column by column: a
+    column that passes as a whole (the common case) costs a few C-level passes, and only a
+    column that fails is walked value by value to name the contacts at fault. The valid
+    rows in rounds, and input index -> error for the others."""
+    whole = start == 0 and stop == len(decoded.emails)
+    structs = decoded.structs if whole else decoded.structs[start:stop]
+    emails = decoded.emails if whole else decoded.emails[start:stop]
+    positions = decoded.positions if whole else decoded.positions[start:stop]
     columns: list[_Column] = [list(map(getter, structs)) for getter in _FIELD_GETTERS]
     failed: dict[int, str] = {}  # row -> its first error, in field order
     for k, (name, check) in enumerate(_COLUMN_CHECKS):
         columns[k] = check(name, columns[k], failed)
-    for row, message in failed.items():
-        errors[positions[row]] = message
+    errors = {positions[row]: message for row, message in failed.items()}
     statuses = [None if s.list_status is UNSET else s.list_status for s in structs]
     rows = _rounds(emails, failed)
     if len(rows) == 1 and len(rows[0]) == len(emails):  # no duplicate, no failure
-        return Validation([_batch(emails, positions, columns, statuses)], reported, errors)
+        return [_batch(emails, positions, columns, statuses)], errors
     rounds = [
         _batch(
             [emails[r] for r in kept],
@@ -152,7 +200,7 @@ def validate_batch(raws: Sequence[bytes | msgspec.Raw]) -> Validation:
         )
         for kept in rows
     ]
-    return Validation(rounds, reported, errors)
+    return rounds, errors
 
 
 def _rounds(emails: Sequence[str], failed: Mapping[int, str]) -> list[list[int]]:
@@ -287,32 +335,51 @@ _NULL = b"null"
 _JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"')
 _EMPTY_PAIR = re.compile(rb"\{\}|\[\]")
 _NOT_A_BRACKET = bytes(b for b in range(256) if b not in b"[]{}")
-#: A number that may not fit a double (an exponent, or 309 digits and more).
-_MAYBE_HUGE = re.compile(rb"\d[eE]|\d{309}")
+#: A number that may not fit a double has an exponent (a digit then `e`), or 309 digits and
+#: more: with every digit made `0` (one C pass), both are plain substring searches.
+_DIGITS_AS_ZERO = bytes.maketrans(b"123456789", b"000000000")
+_MAYBE_HUGE = (b"0e", b"0E", b"0" * 309)
+#: Never in a JSON value's bytes (a raw NUL is invalid JSON): joins a column's values.
+_SEPARATOR = b"\x00"
 
 
-def _json(name: str, raw: msgspec.Raw) -> str | None:
-    """The compact JSON text of a custom_json value, checked on its bytes alone: no Python
-    object is built from it (a 32 MiB body of JSON values costs no more than its bytes)."""
-    text = msgspec.json.format(raw, indent=-1)
+def _json(name: str, raw: msgspec.Raw | bytes) -> str | None:
+    """The JSON text of a custom_json value, checked on its bytes alone: no Python object is
+    built from it (a 32 MiB body of JSON values costs no more than its bytes). The value is
+    kept as sent (msgspec has checked its syntax); only one over the size limit is compacted
+    to be measured again, as the limit is on the compact form."""
+    text = bytes(raw)
     if text == _NULL:
         return None
-    if text[:1] not in (b"{", b"["):
+    first = text[:1]
+    if first != b"{" and first != b"[":
         raise ContactError(f"{name}: expected a JSON object or array")
+    if len(text) > JSON_MAX_BYTES:
+        text = msgspec.json.format(text, indent=-1)
+        if len(text) > JSON_MAX_BYTES:
+            raise ContactError(f"{name}: larger than {JSON_MAX_BYTES} bytes")
     # Counting brackets (strings included) bounds the depth from above, cheaply.
     may_be_deep = text.count(b"[") + text.count(b"{") > JSON_MAX_DEPTH
     if may_be_deep and _depth(text) > JSON_MAX_DEPTH:
         raise ContactError(f"{name}: nested deeper than {JSON_MAX_DEPTH} levels")
-    if len(text) > JSON_MAX_BYTES:
-        raise ContactError(f"{name}: larger than {JSON_MAX_BYTES} bytes")
+    _check_contents(name, text)
+    return text.decode()
+
+
+def _check_contents(name: str, text: bytes) -> None:
+    """No NUL character in a string, no number beyond double range (of one value, or of a
+    column's values joined: the check is then one pass over all of them)."""
     if b"\\u0000" in text:
         raise ContactError(f"{name}: must not contain NUL characters")
-    if _MAYBE_HUGE.search(text):
-        try:
-            msgspec.json.decode(text)  # every reader must get finite numbers back
-        except msgspec.ValidationError:
-            raise ContactError(f"{name}: number out of range (must be a finite number)") from None
-    return text.decode()
+    zeroed = text.translate(_DIGITS_AS_ZERO)
+    if any(pattern in zeroed for pattern in _MAYBE_HUGE):
+        for value in text.split(_SEPARATOR):
+            try:
+                msgspec.json.decode(value)  # every reader must get finite numbers back
+            except msgspec.ValidationError:
+                raise ContactError(
+                    f"{name}: number out of range (must be a finite number)"
+                ) from None
 
 
 def _depth(text: bytes) -> int:
@@ -366,13 +433,40 @@ def _datetime_column(name: str, column: _Column, failed: dict[int, str]) -> _Col
 
 def _json_column(name: str, column: _Column, failed: dict[int, str]) -> _Column:
     try:
-        return [_json(name, v) if v.__class__ is msgspec.Raw else v for v in column]
+        return _json_texts(name, column)
     except ContactError:
         _blame(name, column, failed, _json)
         return [
             _json(name, v) if v.__class__ is msgspec.Raw and i not in failed else v
             for i, v in enumerate(column)
         ]
+
+
+def _json_texts(name: str, column: _Column) -> _Column:
+    """The column's JSON texts, its values checked together: the shape and depth of each
+    (a few C calls per value), then the NULs and numbers of all of them in one pass."""
+    result = [None if v.__class__ is msgspec.Raw else v for v in column]
+    given = [
+        (i, t)
+        for i, v in enumerate(column)
+        if v.__class__ is msgspec.Raw and (t := bytes(v)) != _NULL
+    ]
+    if not given:
+        return result
+    texts = [t for _, t in given]
+    simple = all(t[:1] in _OPENERS and len(t) <= JSON_MAX_BYTES for t in texts)
+    if not simple or any(
+        t.count(b"[") + t.count(b"{") > JSON_MAX_DEPTH and _depth(t) > JSON_MAX_DEPTH for t in texts
+    ):
+        raise ContactError(name)  # the values are checked one by one
+    joined = _SEPARATOR.join(texts)
+    _check_contents(name, joined)
+    for (i, _), text in zip(given, joined.decode().split("\x00"), strict=True):
+        result[i] = text
+    return result
+
+
+_OPENERS = (b"{", b"[")
 
 
 def _blame(name: str, column: _Column, failed: dict[int, str], check: Callable[..., Any]) -> None:

@@ -85,9 +85,15 @@ def _handled(handle: Callable[[], Handled]) -> Handled:
     try:
         return handle()
     except AppError as exc:
-        if exc.status_code >= 500 or isinstance(exc, Unauthorized):
-            raise
-        return Handled(exc.status_code, msgspec.json.encode({"error": exc.message}))
+        return refused(exc)
+
+
+def refused(exc: AppError, *, keep: bool = True) -> Handled:
+    """A request-level refusal (4xx) as an answer, stored under the key when `keep` (a dry
+    run's is not); a server error or a 401 is raised again: neither is stored."""
+    if exc.status_code >= 500 or isinstance(exc, Unauthorized):
+        raise exc
+    return Handled(exc.status_code, msgspec.json.encode({"error": exc.message}), keep=keep)
 
 
 def _replay(stored: StoredAnswer, digest: str) -> Answer:
