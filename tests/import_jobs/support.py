@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
-from fastapi.testclient import TestClient
 from sqlalchemy import Engine, func, select
 
 from audience.db.models import contact_lists, contacts, import_file_chunks, import_jobs
@@ -42,7 +41,8 @@ JOB_FIELDS = {
 #: How long a test follows a job before it gives up (the machine is shared).
 DEADLINE = 60.0
 
-Client = TestClient | httpx.Client
+#: TestClient is an httpx.Client: the helpers drive an app in-process or a real server.
+Client = httpx.Client
 
 
 def csv_bytes(rows: Iterable[Sequence[Any]], delimiter: str = ",") -> bytes:
@@ -151,6 +151,51 @@ class Jobs:
         outcomes = job["created"] + job["updated"] + job["unchanged"] + job["errors"]
         assert outcomes == job["total_rows"], job
         return job
+
+    def cancel(self, job_id: str) -> httpx.Response:
+        response: httpx.Response = self.client.post(
+            "/api/imports.cancel",
+            headers=self.headers,
+            json={"workspace_id": self.tenant.id, "id": job_id},
+        )
+        return response
+
+    # --- the rest of the API, for what a job did ---------------------------------------------
+
+    def contact(self, email: str) -> dict[str, Any] | None:
+        """The contact as contacts.getByEmail shows it, or None on 404."""
+        response = self.client.get(
+            "/api/contacts.getByEmail",
+            headers=self.headers,
+            params={"workspace_id": self.tenant.id, "email": email},
+        )
+        if response.status_code == 404:
+            return None
+        assert response.status_code == 200, response.text
+        return dict(response.json()["contact"])
+
+    def lists_of(self, email: str) -> dict[str, str]:
+        """{list id: status} of the contact."""
+        contact = self.contact(email)
+        assert contact is not None, email
+        return {m["list_id"]: m["status"] for m in contact["contact_lists"]}
+
+    def create_list(self, list_id: str, *, double_optin: bool = False) -> None:
+        body = {
+            "workspace_id": self.tenant.id,
+            "id": list_id,
+            "name": list_id.title(),
+            "is_double_optin": double_optin,
+        }
+        response = self.client.post("/api/lists.create", headers=self.headers, json=body)
+        assert response.status_code == 201, response.text
+
+    def set_status(self, email: str, list_id: str, status: str) -> None:
+        body = {"workspace_id": self.tenant.id, "email": email, "list_id": list_id}
+        response = self.client.post(
+            "/api/contactLists.updateStatus", headers=self.headers, json={**body, "status": status}
+        )
+        assert response.status_code == 200, response.text
 
     def report_response(self, job_id: str) -> httpx.Response:
         response: httpx.Response = self.client.get(

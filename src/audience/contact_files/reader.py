@@ -117,6 +117,33 @@ def _check_utf8(
         ) from None
 
 
+class Utf8Checked(io.RawIOBase):
+    """A stream's bytes as they are, checked to be UTF-8 on the way: the first byte that is
+    not raises FileError naming its offset and line (a text decoder reads ahead of the
+    records, so the record being read when it fails is not the line at fault)."""
+
+    def __init__(self, stream: IO[bytes]) -> None:
+        self._stream = stream
+        self._decoder = codecs.getincrementaldecoder("utf-8")()
+        self._offset = 0
+        self._lines = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        data = self._stream.read(len(buffer))
+        _check_utf8(self._decoder, data, self._offset, self._lines, final=not data)
+        self._offset += len(data)
+        self._lines += data.count(b"\n")
+        buffer[: len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        self._stream.close()
+        super().close()
+
+
 class _RecordCounter:
     """Counts newlines outside double quotes (a doubled quote toggles twice: no effect)."""
 

@@ -42,7 +42,14 @@ from audience.contact_files.convert import (
     time_zone,
 )
 from audience.contact_files.mapping import REPORT_COLUMNS, Mapping, MappingError, map_header
-from audience.contact_files.reader import FileError, Row, Source, decompressed, open_stream
+from audience.contact_files.reader import (
+    FileError,
+    Row,
+    Source,
+    Utf8Checked,
+    decompressed,
+    open_stream,
+)
 from audience.contacts.schemas import ImportLimits, ImportRequest
 from audience.contacts.service import import_contacts
 from audience.db.session import transaction
@@ -113,7 +120,8 @@ def open_job_file(engine: Engine, job: Job) -> Iterator[Source]:
     """The job's file opened for reading records; unreadable → JobFailed."""
     binary = io.BufferedReader(StoredFile(engine, job), CHUNK_BYTES)
     try:
-        source = open_stream(decompressed(binary), job.format, job.file_name)  # type: ignore[arg-type]
+        checked = io.BufferedReader(Utf8Checked(decompressed(binary)))
+        source = open_stream(checked, job.format, job.file_name)  # type: ignore[arg-type]
     except (FileError, UnicodeDecodeError, *_GZIP_ERRORS) as exc:
         binary.close()
         raise JobFailed(_unreadable(exc)) from None
