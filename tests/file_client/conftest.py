@@ -91,13 +91,16 @@ class Captured:
     out: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     done: list[int] = field(default_factory=list)
+    totals: list[int] = field(default_factory=list)
 
     def ui(self) -> Ui:
         captured = self
 
         class View:
-            def update(self, done: int, tally: Tally) -> None:
+            def update(self, done: int, tally: Tally, total: int | None = None) -> None:
                 captured.done.append(done)
+                if total is not None:
+                    captured.totals.append(total)
 
             def close(self) -> None:
                 pass

@@ -127,6 +127,21 @@ def test_json_lines_errors_keep_the_original_object(tmp_path: Path) -> None:
     assert unknown == set()
 
 
+def test_json_lines_errors_named_csv_are_csv_with_the_raw_line(tmp_path: Path) -> None:
+    path = tmp_path / "bad.CSV"
+    errors = ErrorsFile(path, fmt="jsonl", bom=True)
+    errors.write(3, "a@example.com", "custom_number_1: expected a number", '{"email": "a", "n": 1}')
+    errors.write(7, "", "invalid JSON: oops", '{broken, "x\n')
+    errors.close()
+    assert path.read_bytes().startswith(b"\xef\xbb\xbf_line,_email,_error,_raw\r\n")
+    header, rows = read_back(path)
+    assert header == ["_line", "_email", "_error", "_raw"]
+    assert [cells for _, cells in rows] == [
+        ["3", "a@example.com", "custom_number_1: expected a number", '{"email": "a", "n": 1}'],
+        ["7", "", "invalid JSON: oops", '{broken, "x\n'],
+    ]
+
+
 def test_no_failure_no_errors_file_and_a_stale_one_is_removed(tmp_path: Path) -> None:
     path = tmp_path / "c.errors.csv"
     path.write_text("stale")
@@ -192,6 +207,18 @@ def test_plain_progress_prints_at_most_once_an_interval() -> None:
         "40/100 rows (40%)",
         "80/100 rows (80%)",
     ]
+
+
+def test_plain_progress_takes_the_total_once_it_is_known() -> None:
+    lines: list[str] = []
+    now = [0.0]
+    view = PlainProgress(lines.append, None, 0, interval=5.0, clock=lambda: now[0])
+    now[0] = 5.0
+    view.update(100, Tally(created=100))
+    now[0] = 10.0
+    view.update(200, Tally(created=200), total=400)
+    assert lines[0].startswith("100 rows · 20 rows/s · ")
+    assert lines[1].startswith("200/400 rows (50%) · 20 rows/s · ETA 10.0s · ")
 
 
 def test_summary_line_and_durations() -> None:

@@ -25,7 +25,9 @@ class ErrorsFile:
     """Failed rows as the original rows, behind `_line`, `_email` and `_error`.
 
     The file is created at the first failure. Importing it again works as is: those three
-    columns (keys, for JSON Lines) are ignored by the importer.
+    columns (keys, for JSON Lines) are ignored by the importer. The errors of a JSON Lines
+    file are JSON Lines, unless `path` ends in `.csv`: then a CSV file of `_line`, `_email`,
+    `_error` and `_raw` (the line as it was), for reading rather than importing again.
     """
 
     def __init__(
@@ -40,6 +42,8 @@ class ErrorsFile:
     ) -> None:
         self.path = path
         self.fmt = fmt
+        #: CSV out: a CSV file's errors, and a JSON Lines file's when `path` ends in `.csv`.
+        self.csv = fmt == "csv" or path.suffix.lower() == ".csv"
         self.header = list(header)
         self.positions = [i for i, name in enumerate(header) if name not in RESERVED]
         self.delimiter = delimiter
@@ -57,6 +61,8 @@ class ErrorsFile:
         assert self._file is not None
         if self.fmt == "csv":
             self._writer.writerow([line, email, reason, *self._original(raw)])
+        elif self.csv:
+            self._writer.writerow([line, email, reason, _text(raw)])
         else:
             self._file.write(_json_line(line, email, reason, raw) + "\n")
         self.count += 1
@@ -77,10 +83,11 @@ class ErrorsFile:
         encoding = "utf-8-sig" if fresh and self.bom else "utf-8"
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._file = self.path.open("a", encoding=encoding, newline="")
-        if self.fmt == "csv":
+        if self.csv:
             self._writer = csv.writer(self._file, delimiter=self.delimiter)
-            if fresh:
-                self._writer.writerow([*RESERVED[:3], *self._original(self.header)])
+        if self.csv and fresh:
+            columns = self._original(self.header) if self.fmt == "csv" else [RESERVED[3]]
+            self._writer.writerow([*RESERVED[:3], *columns])
 
     def _original(self, raw: list[str] | str) -> list[str]:
         cells = [raw] if isinstance(raw, str) else raw
@@ -97,8 +104,12 @@ def _keep_prefix(path: Path, keep_bytes: int) -> None:
         os.truncate(path, min(keep_bytes, path.stat().st_size))
 
 
+def _text(raw: list[str] | str) -> str:
+    return raw if isinstance(raw, str) else ",".join(raw)
+
+
 def _json_line(line: int, email: str, reason: str, raw: list[str] | str) -> str:
-    text = raw if isinstance(raw, str) else ",".join(raw)
+    text = _text(raw)
     head: dict[str, Any] = {"_line": line, "_email": email, "_error": reason}
     try:
         data = msgspec.json.decode(text)

@@ -32,9 +32,10 @@ class Tally:
 
 
 class ProgressView(Protocol):
-    """Rows done so far (earlier runs included), with this run's tally."""
+    """Rows done so far (earlier runs included), with this run's tally; `total`, when given,
+    is the number of rows once it is known (a server-side import counts them first)."""
 
-    def update(self, done: int, tally: Tally) -> None: ...
+    def update(self, done: int, tally: Tally, total: int | None = None) -> None: ...
 
     def close(self) -> None: ...
 
@@ -62,14 +63,15 @@ class BarProgress:
         )
         self._bar.start()
 
-    def update(self, done: int, tally: Tally) -> None:
+    def update(self, done: int, tally: Tally, total: int | None = None) -> None:
         task = self._bar.tasks[0]
-        total = None if task.total is None else max(task.total, done)
+        known: float | None = task.total if total is None else total
+        known = None if known is None else max(known, done)
         rate = rows_per_second(done - self._start, time.monotonic() - self._started)
         self._bar.update(
             self._task,
             completed=done,
-            total=total,
+            total=known,
             rate=f"{rate:,.0f} rows/s",
             counts=_bar_counts(tally),
         )
@@ -97,7 +99,9 @@ class PlainProgress:
         self._interval, self._clock = interval, clock
         self._started = self._last = clock()
 
-    def update(self, done: int, tally: Tally) -> None:
+    def update(self, done: int, tally: Tally, total: int | None = None) -> None:
+        if total is not None:
+            self._total = total
         now = self._clock()
         if now - self._last < self._interval:
             return
