@@ -4,10 +4,15 @@ A hypothesis state machine drives the HTTP API with random sequences of steps ov
 six emails, and after every step compares every contact (GET contacts.getByEmail), its list
 memberships and timestamps, and every reported operation against a small pure-Python model.
 Each example runs in a workspace of its own, so every example starts from an empty database.
+
+The import's options are drawn too: merge (overwrite, fill_blanks), list_status (for the
+request and per contact), dry_run (the same answer, with `"dry_run": true`, and the model
+left as it was); every answer's `lists` entries and `summary` are checked against the model.
 """
 
 from __future__ import annotations
 
+import copy
 import itertools
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
@@ -37,6 +42,10 @@ POOL = (
 #: list id -> is double opt-in
 LISTS = {"news": False, "vip": True}
 STATUSES = ("active", "pending", "unsubscribed", "bounced", "complained")
+OPT_OUTS = ("unsubscribed", "bounced", "complained")
+LIST_STATUSES = ("subscribed", "active", "unsubscribed")
+#: Text fields among the modelled ones: "" is blank for fill_blanks, as null is for all.
+MODELLED_TEXT = ("first_name", "last_name", "timezone")
 MODELLED = (
     "first_name",
     "last_name",
@@ -98,7 +107,9 @@ def padded(draw: st.DrawFn, core: st.SearchStrategy[str]) -> str:
 
 @st.composite
 def text_value(draw: st.DrawFn) -> tuple[Any, Any]:
-    sent = draw(padded(safe_text) | st.just("  " + "x" * 255 + " "))
+    # Blank and common values recur, so that merges meet blanks and equal values.
+    common = padded(st.sampled_from(["", "", "Jane"]))
+    sent = draw(padded(safe_text) | common | st.just("  " + "x" * 255 + " "))
     return sent, sent.strip()
 
 
@@ -109,6 +120,7 @@ def timezone_value() -> st.SearchStrategy[tuple[Any, Any]]:
 
 def number_value() -> st.SearchStrategy[tuple[Any, Any]]:
     numbers = st.integers(-(2**60), 2**60) | st.floats(allow_nan=False, allow_infinity=False)
+    numbers |= st.sampled_from([0, 1, 1.0, -0.0])  # equal values in other spellings
     return numbers.map(lambda n: (n, float(n)))
 
 
@@ -148,13 +160,16 @@ json_value = st.recursive(
     max_leaves=6,
 ).filter(lambda v: isinstance(v, dict | list))
 
+#: Values equal by value but not by spelling, or the other way round (true is not 1).
+TRICKY_JSON = st.sampled_from([{"a": 1, "b": [1]}, {"b": [1.0], "a": 1}, {"a": True, "b": [1]}])
+
 VALID: dict[str, st.SearchStrategy[tuple[Any, Any]]] = {
     "first_name": text_value(),
     "last_name": text_value(),
     "timezone": timezone_value(),
     "custom_number_1": number_value(),
     "custom_datetime_1": datetime_value(),
-    "custom_json_1": json_value.map(lambda v: (v, v)),
+    "custom_json_1": st.one_of(json_value, TRICKY_JSON, TRICKY_JSON).map(lambda v: (v, v)),
 }
 INVALID: dict[str, list[Any]] = {
     "first_name": [5, "x" * 256, "a\x00b", ["x"]],
@@ -209,6 +224,7 @@ class Contact:
     report_email: str  # what an error operation must echo
     values: dict[str, Any]  # modelled fields given: name -> stored value (None clears)
     problems: tuple[str, ...]  # accepted prefixes of the error message; empty when valid
+    list_status: str | None = None  # its own list_status (None: the request's)
 
 
 @st.composite
@@ -241,11 +257,83 @@ def contact(draw: st.DrawFn) -> Contact:
             values[name] = value.stored
     if draw(st.integers(0, 9)) == 0:
         body["unknown_field"] = draw(st.sampled_from([1, "x", {"nested": [1]}]))
+    own = draw(st.sampled_from(OWN_LIST_STATUSES))
+    if own is not ABSENT:
+        body["list_status"] = own
+        if own is not None and own not in LIST_STATUSES:
+            problems.append("list_status: must be one of subscribed, active, unsubscribed")
     order = draw(st.permutations(list(body)))
     in_order: dict[str, Any] = {key: body[key] for key in order}
     report = raw_email.strip().lower() if isinstance(raw_email, str) else ""
     email = None if problems else report
-    return Contact(in_order, email, report, values, tuple(problems))
+    list_status = own if own in LIST_STATUSES else None
+    return Contact(in_order, email, report, values, tuple(problems), list_status)
+
+
+#: A contact's own list_status: mostly absent; null is the request's; some invalid.
+OWN_LIST_STATUSES: list[Any] = [ABSENT] * 8 + [None, *LIST_STATUSES, "pending", 1]
+
+
+@dataclass(frozen=True)
+class Options:
+    """The import's options as sent (`body`), and what they mean."""
+
+    body: dict[str, Any]
+    merge: str = "overwrite"
+    list_status: str = "subscribed"
+    dry_run: bool = False
+    refusals: tuple[str, ...] = ()  # the request-level errors an invalid option may cause
+
+
+MERGE_ERROR = "merge must be one of overwrite, fill_blanks"
+LIST_STATUS_ERROR = "list_status must be one of subscribed, active, unsubscribed"
+
+
+@st.composite
+def import_options(draw: st.DrawFn) -> Options:
+    body: dict[str, Any] = {}
+    refusals: list[str] = []
+    merge = draw(st.sampled_from([ABSENT] * 4 + ["overwrite", "fill_blanks", "fill_blanks"]))
+    if draw(st.integers(0, 24)) == 0:
+        merge = draw(st.sampled_from([None, "Fill_Blanks", "keep"]))
+        refusals.append(MERGE_ERROR)
+    list_status = draw(st.sampled_from([ABSENT] * 3 + list(LIST_STATUSES)))
+    if draw(st.integers(0, 24)) == 0:
+        list_status = draw(st.sampled_from([None, "pending", "bounced"]))
+        refusals.append(LIST_STATUS_ERROR)
+    dry_run = draw(st.sampled_from([ABSENT, ABSENT, ABSENT, False, True, True]))
+    for name, value in (("merge", merge), ("list_status", list_status), ("dry_run", dry_run)):
+        if value is not ABSENT:
+            body[name] = value
+    return Options(
+        body,
+        merge=merge if merge in ("overwrite", "fill_blanks") else "overwrite",
+        list_status=list_status if list_status in LIST_STATUSES else "subscribed",
+        dry_run=dry_run is True,
+        refusals=tuple(refusals),
+    )
+
+
+def list_status_after(before: str | None, target: str, *, double_optin: bool) -> str:
+    """What list_status does to a membership: opt-outs are never revived (and bounced or
+    complained never changed); `subscribed` only adds a new membership (pending on a double
+    opt-in list); `active` adds or confirms; `unsubscribed` opts out a new, active or pending
+    one."""
+    if before in OPT_OUTS:
+        return before
+    if target in ("active", "unsubscribed"):
+        return target
+    if before is None:
+        return "pending" if double_optin else "active"
+    return before
+
+
+def merged(old: Any, new: Any, name: str, merge: str) -> Any:
+    """A given value (None: null) merged into a stored one."""
+    if merge == "overwrite":
+        return new
+    blank = old is None or (name in MODELLED_TEXT and old == "")
+    return new if new is not None and blank else old
 
 
 SUBSCRIPTIONS: list[Any] = [
@@ -303,56 +391,103 @@ class ImportModel(RuleBasedStateMachine):
         self.contacts: dict[str, Stored] = {}
         self.memberships: dict[tuple[str, str], str] = {}
         self.touched: set[str] = set()
+        #: Contacts whose memberships alone changed: updated_at may or may not move.
+        self.loose: set[str] = set()
         STATS["examples"] = STATS.get("examples", 0) + 1
 
     # --- steps ------------------------------------------------------------------------------
 
-    @rule(batch=st.lists(contact(), min_size=1, max_size=8), lists=st.sampled_from(SUBSCRIPTIONS))
-    def import_batch(self, batch: list[Contact], lists: Any) -> None:
+    @rule(
+        batch=st.lists(contact(), min_size=1, max_size=8),
+        lists=st.sampled_from(SUBSCRIPTIONS),
+        options=import_options(),
+    )
+    def import_batch(self, batch: list[Contact], lists: Any, options: Options) -> None:
         body: dict[str, Any] = {"workspace_id": self.workspace, "contacts": [c.sent for c in batch]}
         if lists is not ABSENT:
             body["subscribe_to_lists"] = lists
+        body.update(options.body)
         response = self.client.post("/api/contacts.import", headers=self.headers, json=body)
         self.count("imports")
         self.count("contacts_sent", len(batch))
+        self.count("dry_runs", options.dry_run)
+        self.count("fill_blanks", options.merge == "fill_blanks")
         assert_no_traceback(response.text)
-        requested = [] if lists is ABSENT or lists is None else lists
+        requested = [] if lists is ABSENT or lists is None else list(dict.fromkeys(lists))
+        refusals = [*options.refusals]
         unknown = [lid for lid in requested if lid not in LISTS]
         if unknown:
-            # Rule 2: a rejected request writes nothing.
+            refusals.append(f"list not found: {unknown[0]}")
+        if refusals:
+            # Rule 2: a rejected request writes nothing (whichever of its errors answers).
             assert response.status_code == 400, response.text
-            assert response.json() == {"error": f"list not found: {unknown[0]}"}
+            assert response.json()["error"] in refusals, (refusals, response.text)
+            self.count("refused")
             return
         assert response.status_code == 200, response.text
-        operations = response.json()["operations"]
-        assert response.json()["error"] is None
+        answer = response.json()
+        operations = answer["operations"]
+        assert answer["error"] is None
         assert len(operations) == len(batch)
-        seen: set[str] = set()
+        # The request runs against copies: a dry run leaves the model as it was.
+        contacts = copy.deepcopy(self.contacts)
+        memberships = dict(self.memberships)
+        touched: set[str] = set()
+        loose: set[str] = set()
+        summary = dict.fromkeys(("created", "updated", "unchanged", "errors"), 0)
         for index, (sent, op) in enumerate(zip(batch, operations, strict=True)):
             assert op["index"] == index, op
             if sent.problems:
                 self.check_error(op, sent)
+                summary["errors"] += 1
                 continue
             assert sent.email is not None
-            new = sent.email not in self.contacts and sent.email not in seen
-            assert op == {
+            new = sent.email not in contacts
+            changed = self.changes(contacts, sent, options.merge)
+            expected: dict[str, Any] = {
                 "index": index,
                 "email": sent.email,
                 "action": "create" if new else "update",
                 "error": None,
-                "changed_fields": self.changes(sent),
-                **({"lists": op["lists"]} if "lists" in op else {}),
-            }, (sent.sent, op)
-            seen.add(sent.email)
-            self.apply(sent)
-        for email in seen:
-            for list_id in dict.fromkeys(requested):
-                default = "pending" if LISTS[list_id] else "active"
-                self.memberships.setdefault((email, list_id), default)
+                "changed_fields": changed,
+            }
+            target = sent.list_status or options.list_status
+            outcomes = []
+            for list_id in requested:
+                before = memberships.get((sent.email, list_id))
+                after = list_status_after(before, target, double_optin=LISTS[list_id])
+                outcomes.append({"list_id": list_id, "status": after, "previous_status": before})
+                memberships[sent.email, list_id] = after
+            if requested:
+                expected["lists"] = outcomes
+            elif lists == [] and "lists" in op:
+                expected["lists"] = []  # an empty subscribe_to_lists: no entry
+            assert op == expected, (sent.sent, options, op)
+            moved = any(o["status"] != o["previous_status"] for o in outcomes)
+            summary["created" if new else "updated" if changed or moved else "unchanged"] += 1
+            if self.apply(contacts, sent, options.merge):
+                touched.add(sent.email)
+            elif moved:
+                loose.add(sent.email)
+        assert answer["summary"] == summary, (answer["summary"], summary)
+        assert sum(summary.values()) == len(batch)
+        if options.dry_run:
+            assert answer["dry_run"] is True
+            return
+        assert "dry_run" not in answer
+        self.contacts, self.memberships = contacts, memberships
+        self.touched |= touched
+        self.loose |= loose - touched
 
-    @rule(sent=contact().filter(lambda c: isinstance(c.sent, dict)))
-    def upsert(self, sent: Contact) -> None:
+    @rule(
+        sent=contact().filter(lambda c: isinstance(c.sent, dict)),
+        merge=st.sampled_from([ABSENT, ABSENT, "overwrite", "fill_blanks"]),
+    )
+    def upsert(self, sent: Contact, merge: Any) -> None:
         body = {"workspace_id": self.workspace, "contact": sent.sent}
+        if merge is not ABSENT:
+            body["merge"] = merge
+        policy = "overwrite" if merge is ABSENT else merge
         response = self.client.post("/api/contacts.upsert", headers=self.headers, json=body)
         self.count("upserts")
         assert_no_traceback(response.text)
@@ -364,9 +499,11 @@ class ImportModel(RuleBasedStateMachine):
         assert sent.email is not None
         action = "update" if sent.email in self.contacts else "create"
         assert response.status_code == 200, response.text
-        expected = {"email": sent.email, "action": action, "changed_fields": self.changes(sent)}
-        assert response.json() == expected, sent.sent
-        self.apply(sent)
+        changed = self.changes(self.contacts, sent, policy)
+        expected = {"email": sent.email, "action": action, "changed_fields": changed}
+        assert response.json() == expected, (sent.sent, policy)
+        if self.apply(self.contacts, sent, policy):
+            self.touched.add(sent.email)
 
     @rule(
         email=pool_email(),
@@ -406,6 +543,7 @@ class ImportModel(RuleBasedStateMachine):
         )
         assert response.json() == {"total_contacts": len(self.contacts)}
         self.touched.clear()
+        self.loose.clear()
 
     def check_contact(self, email: str) -> None:
         params = {"workspace_id": self.workspace, "email": email}
@@ -424,7 +562,7 @@ class ImportModel(RuleBasedStateMachine):
             actual = got[name]
             if name == "custom_datetime_1" and actual is not None:
                 actual = parse_time(actual)
-            assert actual == expected, (email, name, actual, expected)
+            assert same_value(actual, expected), (email, name, actual, expected)
         memberships = {m["list_id"]: m["status"] for m in got["contact_lists"]}
         expected_lists = {lid: s for (e, lid), s in self.memberships.items() if e == email}
         assert memberships == expected_lists, email
@@ -439,7 +577,7 @@ class ImportModel(RuleBasedStateMachine):
         assert created == stored.created_at, email
         if email in self.touched and stored.updated_at is not None:
             assert parse_time(updated) > parse_time(stored.updated_at), email
-        elif email not in self.touched:
+        elif email not in self.touched and email not in self.loose:
             assert updated == stored.updated_at, email
         assert parse_time(updated) >= parse_time(created)
         stored.updated_at = updated
@@ -450,29 +588,41 @@ class ImportModel(RuleBasedStateMachine):
         assert op["action"] == "error", (sent.sent, op)
         assert op["error"].startswith(sent.problems), (sent.sent, op)
         assert op["email"] == sent.report_email, (sent.sent, op)
+        assert "changed_fields" not in op and "lists" not in op, op
 
-    def changes(self, sent: Contact) -> list[str]:
+    @staticmethod
+    def changes(contacts: dict[str, Stored], sent: Contact, merge: str) -> list[str]:
         """The changed_fields an operation must report: for a new contact the fields it
-        stores non-null, for an update the fields whose value it changes."""
+        stores non-null, for an update the fields whose value the merge changes."""
         assert sent.email is not None
-        stored = self.contacts.get(sent.email)
+        stored = contacts.get(sent.email)
         if stored is None:
             return sorted(k for k, v in sent.values.items() if v is not None)
-        return sorted(k for k, v in sent.values.items() if not same_value(stored.values.get(k), v))
+        return sorted(
+            k
+            for k, v in sent.values.items()
+            if not same_value(stored.values[k], merged(stored.values[k], v, k, merge))
+        )
 
-    def apply(self, sent: Contact) -> None:
-        """Rule 7: absent keeps, null clears, a value replaces; a write that changes no value
-        leaves the contact untouched (updated_at kept)."""
+    @staticmethod
+    def apply(contacts: dict[str, Stored], sent: Contact, merge: str) -> bool:
+        """Rule 7 (overwrite: absent keeps, null clears, a value replaces) or fill_blanks (a
+        value fills a blank field only); a new contact is created as given under either.
+        True when the contact is written (created, or a value changed): a write that changes
+        no value leaves the contact untouched (updated_at kept)."""
         assert sent.email is not None
-        new = sent.email not in self.contacts
-        stored = self.contacts.setdefault(sent.email, Stored())
-        changed = [k for k, v in sent.values.items() if not same_value(stored.values.get(k), v)]
-        stored.values.update(sent.values)
-        if new or changed:
-            self.touched.add(sent.email)
+        new = sent.email not in contacts
+        stored = contacts.setdefault(sent.email, Stored())
+        changed = False
+        for name, value in sent.values.items():
+            after = merged(stored.values[name], value, name, merge)
+            if not same_value(stored.values[name], after):
+                stored.values[name] = after
+                changed = True
+        return new or changed
 
-    def count(self, name: str, amount: int = 1) -> None:
-        STATS[name] = STATS.get(name, 0) + amount
+    def count(self, name: str, amount: int | bool = 1) -> None:
+        STATS[name] = STATS.get(name, 0) + int(amount)
 
 
 def test_random_sequences_follow_the_rules(
