@@ -144,7 +144,11 @@ class Jobs:
         name: str = "contacts.csv",
         options: Mapping[str, Any] | str | None = None,
     ) -> dict[str, Any]:
-        job = self.run(content, name, options)
+        return self.completed_job(self.create(content, name, options)["id"])
+
+    def completed_job(self, job_id: str) -> dict[str, Any]:
+        """The job once finished, checked to have completed with consistent counts."""
+        job = self.wait(job_id)
         assert job["status"] == "completed", job
         assert job["error"] is None, job
         assert job["processed_rows"] == job["total_rows"], job
