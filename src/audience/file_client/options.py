@@ -6,6 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from audience.contacts.schemas import ListStatus, Merge
 from audience.file_client.progress import ProgressView, Tally
 from audience.file_client.sender import DEFAULT_DEADLINE
 
@@ -30,6 +31,10 @@ class Options:
     url: str = "http://127.0.0.1:8000"
     key: str | None = None
     lists: tuple[str, ...] = ()
+    #: The status of a new membership of `lists`, and how an existing contact's fields merge
+    #: (as in contacts.import).
+    list_status: ListStatus = "subscribed"
+    merge: Merge = "overwrite"
     mappings: tuple[str, ...] = ()
     dry_run: bool = False
     empty_clears: bool = False
@@ -44,6 +49,10 @@ class Options:
     backoff: float = 0.5
     #: Seconds each request may take in all: connect, send and the whole answer.
     timeout: float = DEFAULT_DEADLINE
+    #: Upload the file as an import job (imports.create) and follow it (server_side.py).
+    server_side: bool = False
+    #: The longest wait between two looks at a server-side job (the first ones are shorter).
+    poll_seconds: float = 2.0
 
 
 @dataclass

@@ -103,8 +103,14 @@ def unmapped_note(plan: Plan) -> str | None:
 
 def fingerprint(options: Options, facts: FileFacts) -> str:
     """What must not change for a run to resume another."""
+    changed: dict[str, str] = {}  # options added later: only when not their default, so
+    if options.list_status != "subscribed":  # that a state saved before them still matches
+        changed["list_status"] = options.list_status
+    if options.merge != "overwrite":
+        changed["merge"] = options.merge
     return msgspec.json.encode(
         {
+            **changed,
             "format": facts.format,
             "url": options.url.rstrip("/"),
             "workspace": options.workspace,

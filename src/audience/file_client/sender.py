@@ -68,6 +68,8 @@ class Sender:
     key: str
     workspace: str
     lists: tuple[str, ...] = ()
+    list_status: str = "subscribed"
+    merge: str = "overwrite"
     retries: int = 6
     backoff: float = 0.5
     on_retry: Callable[[str], None] = lambda message: None
@@ -132,7 +134,7 @@ class Sender:
             return self._unreachable(exc), None
         self.answered.set()
         if response.status_code in RETRY_STATUSES:
-            return f"server error {response.status_code}: {_error_text(response)}", response
+            return f"server error {response.status_code}: {error_text(response)}", response
         return None, response
 
     def _unreachable(self, exc: httpx.TransportError) -> str:
@@ -142,6 +144,10 @@ class Sender:
         payload: dict[str, Any] = {"workspace_id": self.workspace, "contacts": contacts}
         if self.lists:
             payload["subscribe_to_lists"] = self.lists
+        if self.list_status != "subscribed":
+            payload["list_status"] = self.list_status
+        if self.merge != "overwrite":
+            payload["merge"] = self.merge
         return msgspec.json.encode(payload)
 
     def _delay(self, attempt: int, response: httpx.Response | None) -> float:
@@ -211,7 +217,7 @@ def _malformed(op: Any, position: int) -> str | None:
 
 
 def _rejection(response: httpx.Response) -> str:
-    status, text = response.status_code, _error_text(response)
+    status, text = response.status_code, error_text(response)
     if status == 401:
         return f"the server refused the API key (401): {text}"
     if status == 400 and "exceeds the maximum" in text:
@@ -221,7 +227,7 @@ def _rejection(response: httpx.Response) -> str:
     return f"the server answered {status}: {text}"
 
 
-def _error_text(response: httpx.Response) -> str:
+def error_text(response: httpx.Response) -> str:
     """The `error` of an error body, else the start of whatever came back (escaped)."""
     try:
         data = msgspec.json.decode(response.content)
