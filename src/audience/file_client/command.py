@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from audience.contacts.schemas import ListStatus, Merge
 from audience.file_client.options import EXIT_ERROR, EXIT_INTERRUPTED, Abort, Options, Ui
 from audience.file_client.progress import BarProgress, PlainProgress, ProgressView
 from audience.file_client.run import run_import
@@ -39,7 +40,29 @@ def terminal_ui() -> Ui:
     return Ui(out=out, note=note, progress=progress)
 
 
+#: Options of the client-side path alone: with --server-side, the server reads the file.
+CLIENT_SIDE_ONLY = {
+    "batch_size": "--batch-size",
+    "concurrency": "--concurrency",
+    "resume": "--resume",
+}
+
+
+def refuse_client_side_options(ctx: typer.Context) -> None:
+    """--server-side with --batch-size, --concurrency or --resume: a usage error (exit 2)."""
+    for name, flag in CLIENT_SIDE_ONLY.items():
+        source = ctx.get_parameter_source(name)  # (typer's own click: compared by name)
+        if source is not None and source.name in ("COMMANDLINE", "ENVIRONMENT"):
+            raise typer.BadParameter(
+                "not used with --server-side (the server reads the file in batches of its "
+                "own, and resumes its job by itself after a crash)",
+                ctx=ctx,
+                param_hint=f"'{flag}'",
+            )
+
+
 def import_file(
+    ctx: typer.Context,
     file: Annotated[
         Path,
         typer.Argument(
@@ -54,6 +77,20 @@ def import_file(
         list[str] | None,
         typer.Option("--list", "-l", metavar="LIST", help="Subscribe every contact (repeat)."),
     ] = None,
+    list_status: Annotated[
+        ListStatus,
+        typer.Option(
+            "--list-status",
+            help="The status of a new membership of --list (an opt-out is never revived).",
+        ),
+    ] = "subscribed",
+    merge: Annotated[
+        Merge,
+        typer.Option(
+            "--merge",
+            help="For a contact that exists: overwrite its fields, or fill only the empty ones.",
+        ),
+    ] = "overwrite",
     url: Annotated[
         str, typer.Option(envvar="AUDIENCE_URL", help="The server's base URL.")
     ] = DEFAULT_URL,
@@ -93,7 +130,8 @@ def import_file(
         Path | None,
         typer.Option(
             dir_okay=False,
-            help="Where failed rows go (default: FILE's name with .errors.csv or .errors.jsonl).",
+            help="Where failed rows go (default: FILE's name with .errors.csv or .errors.jsonl); "
+            "a name ending in .csv gets CSV for a JSON Lines file too.",
             show_default=False,
         ),
     ] = None,
@@ -110,21 +148,35 @@ def import_file(
             min=1.0,
             metavar="SECONDS",
             help="Longest a request may take in all (connect, send, whole answer); "
-            "then it is retried like a connection error.",
+            "then it is retried like a connection error. With --server-side: each look at "
+            "the job; the upload and the error report fail after this long without progress.",
         ),
     ] = DEFAULT_DEADLINE,
+    server_side: Annotated[
+        bool,
+        typer.Option(
+            "--server-side",
+            help="Upload the file as an import job that the server runs by itself, "
+            "and follow it (for large files, and clients that cannot stay connected); "
+            "Ctrl-C cancels the job.",
+        ),
+    ] = False,
 ) -> None:
     """Import contacts from a CSV or JSON Lines file, in batches, through the HTTP API.
 
     Exit status: 0 every row imported, 1 some rows failed (see the errors file),
-    2 usage, file or connection error, 130 interrupted.
+    2 usage, file or connection error (or a server-side job that failed), 130 interrupted.
     """
+    if server_side:
+        refuse_client_side_options(ctx)
     options = Options(
         path=file,
         workspace=workspace,
         url=url,
         key=key,
         lists=tuple(lists or ()),
+        list_status=list_status,
+        merge=merge,
         mappings=tuple(mappings or ()),
         dry_run=dry_run,
         empty_clears=empty_clears,
@@ -135,6 +187,7 @@ def import_file(
         concurrency=concurrency,
         resume=resume,
         timeout=timeout,
+        server_side=server_side,
     )
     ui = terminal_ui()
     try:

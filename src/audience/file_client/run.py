@@ -26,6 +26,7 @@ from audience.file_client.sender import (
     check_url,
     plain_http_warning,
 )
+from audience.file_client.server_side import run_server_side
 from audience.file_client.untrusted import describe
 
 # --- a real run ---------------------------------------------------------------------------------
@@ -76,6 +77,8 @@ class Run:
 
 def run_import(options: Options, ui: Ui, http: httpx.Client | None = None) -> Outcome:
     """Import the file; raises Abort for usage, file and connection errors."""
+    if options.server_side:
+        return run_server_side(options, ui, http)
     with open_plan(options) as plan:
         if options.dry_run:
             return dry_run(options, plan, ui)
@@ -158,6 +161,8 @@ def _dispatch(options: Options, plan: Plan, run: Run, ui: Ui, http: httpx.Client
             options.key or "",
             options.workspace,
             options.lists,
+            list_status=options.list_status,
+            merge=options.merge,
             retries=options.retries,
             backoff=options.backoff,
             on_retry=ui.note,
