@@ -26,6 +26,7 @@ from audience.contacts import service
 from audience.db.engine import SQLITE_WRITE
 from audience.db.models import api_keys, contact_lists, contacts, idempotency_keys, metadata
 from audience.errors import ServiceUnavailable
+from audience.idempotency.repository import IdempotencyRepository
 from tests.conftest import Tenant, make_key
 from tests.contacts.conftest import MakeClient
 from tests.contacts.helpers import create_list, get_contact
@@ -362,6 +363,43 @@ def test_a_5xx_is_not_stored_and_a_retry_runs(
     assert_replay(retry, send(client, tenant, body, "flaky"))
 
 
+@pytest.mark.parametrize("where", ["after-the-writes", "storing-the-answer"])
+def test_the_writes_and_the_record_commit_together_or_not_at_all(
+    client: TestClient,
+    engine: Engine,
+    tenant: Tenant,
+    monkeypatch: pytest.MonkeyPatch,
+    where: str,
+) -> None:
+    failures: list[str] = []
+    if where == "after-the-writes":
+        real_import = service.import_contacts
+
+        def writes_then_fails(*args: Any, **kwargs: Any) -> Any:
+            real_import(*args, **kwargs)
+            failures.append(where)
+            raise RuntimeError("after the writes")
+
+        monkeypatch.setattr(service, "import_contacts", writes_then_fails)
+    else:
+
+        def store_fails(*args: Any, **kwargs: Any) -> None:
+            failures.append(where)
+            raise RuntimeError("while storing the answer")
+
+        monkeypatch.setattr(IdempotencyRepository, "store", store_fails)
+    before = everything(engine)
+    body = import_bytes(tenant.id, [{"email": JANE}, {"email": "bob@example.com"}])
+    response = send(client, tenant, body, "atomic")
+    assert response.status_code == 500, response.text
+    assert failures == [where]
+    assert everything(engine) == before  # neither the contacts nor the record
+    monkeypatch.undo()
+    retry = send(client, tenant, body, "atomic")
+    assert retry.status_code == 200 and REPLAYED not in retry.headers
+    assert count(engine, contacts) == 2
+
+
 def test_the_answer_is_stored_with_the_writes(
     client: TestClient, engine: Engine, tenant: Tenant
 ) -> None:
@@ -494,6 +532,28 @@ def test_a_second_request_waits_for_the_first_and_replays_it(
     assert {op["action"] for op in firsts[0].json()["operations"]} == {"create"}
     assert count(engine, contacts) == 50
     assert count(engine, contact_lists) == 50
+
+
+def test_another_body_sent_while_the_first_runs_waits_then_gets_the_422(
+    make_client: MakeClient, engine: Engine, tenant: Tenant
+) -> None:
+    one, two = make_client(), make_client()
+    create_list(one, tenant, "news")
+    first = import_bytes(tenant.id, [{"email": JANE}], subscribe_to_lists=["news"])
+    other = import_bytes(tenant.id, [{"email": "bob@example.com"}], subscribe_to_lists=["news"])
+    hold = _hold_the_write_path(engine, tenant.id)
+    next(hold)
+    with ThreadPoolExecutor(2) as pool:
+        running = pool.submit(send, one, tenant, first, "race")
+        time.sleep(0.3)
+        second = pool.submit(send, two, tenant, other, "race")
+        time.sleep(0.3)
+        assert not running.done() and not second.done()
+        next(hold, None)
+        answers = {running.result(timeout=60).status_code, second.result(timeout=60).status_code}
+    # Whichever got the key first ran; the other body is refused.
+    assert answers == {200, 422}, answers
+    assert count(engine, contacts) == 1
 
 
 @pytest.mark.parametrize("backend", ["postgres"])
