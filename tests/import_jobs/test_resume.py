@@ -4,16 +4,19 @@ counts, every row of the file applied once, none lost."""
 
 from __future__ import annotations
 
+import signal
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from fastapi.testclient import TestClient
 from sqlalchemy import Engine, select
 
 from audience.db.models import import_jobs, import_row_errors
-from audience.kit.server_process import ServerProcess
+from audience.kit.server_process import AUDIENCE, ServerProcess, audience_env
 from tests.conftest import SECRET, Tenant
 from tests.import_jobs.support import FINISHED, Jobs, contact_count, csv_bytes, stored_contacts
 
@@ -36,9 +39,9 @@ def email(i: int) -> str:
     return f"row{i}.example.com" if i % BAD_EVERY == BAD_EVERY - 1 else f"row{i}@example.com"
 
 
-def the_file() -> bytes:
+def the_file(count: int = ROWS) -> bytes:
     rows = [["email", "first_name", "custom_number_1"]]
-    rows += [[email(i), f"Row {i}", str(i)] for i in range(ROWS)]
+    rows += [[email(i), f"Row {i}", str(i)] for i in range(count)]
     return csv_bytes(rows)
 
 
@@ -131,3 +134,59 @@ def test_kill_9_at_several_moments_then_the_job_resumes_with_exact_counts(
     assert stored == {
         email(i): (f"Row {i}", float(i)) for i in range(ROWS) if i % BAD_EVERY != BAD_EVERY - 1
     }
+
+
+def _worker(database_url: str, log: Path, **env: str) -> subprocess.Popen[bytes]:
+    """`audience worker`, the import workers of a host that serves no HTTP."""
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            [str(AUDIENCE), "worker", "--threads", "2"],
+            env=audience_env(database_url, SECRET, {**SERVER_ENV, **env}),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+
+
+def test_audience_worker_imports_and_a_stopped_one_hands_its_job_over(
+    database_url: str,
+    client: TestClient,
+    tenant: Tenant,
+    other_tenant: Tenant,
+    engine: Engine,
+    tmp_path: Path,
+) -> None:
+    """SIGTERM stops a worker after its batch and frees its job at once (no lease to wait
+    out): the next worker resumes it from its checkpoint."""
+    ours, theirs = Jobs(client, tenant), Jobs(client, other_tenant)  # an app without workers
+    rows = 10_000
+    big = ours.create(the_file(rows))
+    small = theirs.create(csv_bytes([["email"], ["someone@example.com"]]))
+    log = tmp_path / "worker.log"
+    lease = {"AUDIENCE_IMPORT_LEASE_SECONDS": "600", "AUDIENCE_IMPORT_BATCH_SIZE": "100"}
+    first = _worker(database_url, log, **lease)
+    try:
+        assert theirs.completed_job(small["id"])["created"] == 1
+        ours.wait(big["id"], until=lambda job: job["processed_rows"] >= 1000)
+        first.send_signal(signal.SIGTERM)
+        assert first.wait(30) == 0, log.read_text()
+    finally:
+        if first.poll() is None:
+            first.kill()
+            first.wait()
+    handed = ours.get(big["id"])
+    assert handed["status"] == "running" and 0 < handed["processed_rows"] < rows, handed
+    assert contact_count(engine, tenant.id) == handed["processed_rows"] - handed["errors"]
+    second = _worker(database_url, log, **lease)  # a lease of 600 s: only a release frees it
+    try:
+        job = ours.completed_job(big["id"])
+    finally:
+        second.send_signal(signal.SIGTERM)
+        assert second.wait(30) == 0, log.read_text()
+    bad = rows // BAD_EVERY
+    assert (job["total_rows"], job["created"], job["unchanged"], job["errors"]) == (
+        rows,
+        rows - bad,
+        0,
+        bad,
+    ), job
+    assert contact_count(engine, tenant.id) == rows - bad
