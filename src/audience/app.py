@@ -16,6 +16,7 @@ from audience.config import Settings
 from audience.console.router import router as console_router
 from audience.contacts.router import router as contacts_router
 from audience.db.engine import build_engine
+from audience.db.statistics import StatisticsKeeper
 from audience.import_jobs.router import UPLOAD_PATH
 from audience.import_jobs.router import router as imports_router
 from audience.import_jobs.worker import Workers
@@ -44,10 +45,13 @@ def create_app(settings: Settings | None = None, *, migrate: bool | None = None)
         app.state.secret_key = settings.resolved_secret_key()
         app.state.import_slots = threading.BoundedSemaphore(settings.max_concurrent_imports)
         workers = Workers(engine, settings, settings.import_workers)
+        keeper = StatisticsKeeper(engine, settings.statistics_check_seconds)
         workers.start()
+        keeper.start()
         try:
             yield
         finally:
+            keeper.stop()
             workers.stop()
             engine.dispose()
 

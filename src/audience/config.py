@@ -76,6 +76,8 @@ class Settings(BaseSettings):
     db_idle_in_transaction_timeout_seconds: float = Field(default=60.0, gt=0)
     db_connect_timeout_seconds: int = Field(default=5, ge=1)
     sqlite_busy_timeout_seconds: float = Field(default=30.0, gt=0)
+    #: How often a process checks whether imports outgrew the planner's statistics.
+    statistics_check_seconds: float = Field(default=30.0, gt=0)
 
     # --- the console (/console) ------------------------------------------------------------------
     #: A console session ends after this long without a request.

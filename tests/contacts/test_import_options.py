@@ -922,21 +922,7 @@ PRECISE_CASES: list[tuple[Any, bytes, bytes, bool]] = [
 ]
 
 
-def test_json_numbers_are_compared_by_their_exact_value(
-    client: TestClient, tenant: Tenant, backend: str, request: pytest.FixtureRequest
-) -> None:
-    if backend == "sqlite":
-        request.applymarker(
-            pytest.mark.xfail(
-                strict=True,
-                reason=(
-                    "SQLite compares custom_json by decoded Python numbers (bulk.py "
-                    "_same_json/json_equal), not as jsonb does: 12345678901234567890 and "
-                    "12345678901234567890.0 are reported changed, 0.1 and "
-                    "0.10000000000000001 unchanged; PostgreSQL answers the opposite"
-                ),
-            )
-        )
+def test_json_numbers_are_compared_by_their_exact_value(client: TestClient, tenant: Tenant) -> None:
     wrong = []
     for number, (name, first, second, changed) in enumerate(PRECISE_CASES):
         address = f"n{number}@example.com"

@@ -9,12 +9,18 @@ merged column by column in Python, and only the rows that change are written.
 
 Every write takes its row locks in one order: contacts by email (code point order), then
 memberships by (email, list id).
+
+The statements that join a batch to stored rows are never prepared (`prepare=False`):
+psycopg would prepare them after a few runs, and PostgreSQL could then keep a generic plan
+made while the tables were empty for as long as the connection lives. Planned afresh, they
+always see the tables' current size (tests/db/test_plans.py).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime
+from decimal import Decimal
 from functools import lru_cache
 from itertools import compress, repeat
 from typing import Any
@@ -101,7 +107,7 @@ class BulkWriter:
                 params |= {"email": batch.emails, "nulls": batch.nulls}
                 params |= dict(zip(FIELDS, batch.columns, strict=True))
                 statement = PG_APPLY_ARRAYS[merge]
-            rows = cursor.execute(statement, params).fetchall()
+            rows = cursor.execute(statement, params, prepare=False).fetchall()
         by_email = {email: (created, changed) for email, created, changed, _ in rows}
         applied = Applied(
             [by_email[e][0] for e in batch.emails], [by_email[e][1] for e in batch.emails]
@@ -194,9 +200,14 @@ class BulkWriter:
             args = (self.workspace_id, _json(list_ids), _json(emails))
             rows = driver.cursor().execute(SQLITE_MEMBERSHIPS, args)
         else:
-            params = {"ws": self.workspace_id, "emails": list(emails), "lists": list_ids}
+            ordered = sorted(list_ids)  # code point order: that of COLLATE "C"
+            params = {
+                "ws": self.workspace_id,
+                "emails": [email for email in emails for _ in ordered],
+                "lists": ordered * len(emails),
+            }
             with driver.cursor() as cursor:
-                rows = cursor.execute(PG_MEMBERSHIPS, params).fetchall()
+                rows = cursor.execute(PG_MEMBERSHIPS, params, prepare=False).fetchall()
         return {(email, list_id): status for email, list_id, status in rows}
 
     def _write_memberships(
@@ -282,7 +293,16 @@ def _same_json(k: int, new: Any, old: Any) -> bool:
     in any key order, 1 and 1.0 alike, but true is not 1."""
     if k not in _JSONS or new is None or old is None:
         return False
-    return json_equal(msgspec.json.decode(new), msgspec.json.decode(old))
+    return json_equal(_exact(new), _exact(old))
+
+
+def _exact(text: str) -> Any:
+    """A JSON text decoded with its numbers exact (Decimal), as jsonb holds them: 1e20 and
+    100000000000000000000.0 are equal, 0.1 and 0.10000000000000001 are not."""
+    return _EXACT.decode(text)
+
+
+_EXACT: msgspec.json.Decoder[Any] = msgspec.json.Decoder(float_hook=Decimal)
 
 
 def json_equal(a: Any, b: Any) -> bool:
@@ -295,7 +315,7 @@ def json_equal(a: Any, b: Any) -> bool:
         )
     if isinstance(a, list):
         return isinstance(b, list) and len(a) == len(b) and all(map(json_equal, a, b))
-    if isinstance(a, int | float) and isinstance(b, int | float):
+    if isinstance(a, int | float | Decimal) and isinstance(b, int | float | Decimal):
         return a == b
     return type(a) is type(b) and a == b
 

@@ -78,7 +78,8 @@ def import_contacts(
     with _maybe_rolled_back(conn, request.dry_run):
         for position, message in _overlapped(decoded, write).items():
             operations[position].error = message
-    _count(operations)
+    if not request.dry_run:  # a dry run writes nothing: the metrics count what was written
+        _count(operations)
     return ImportAnswer(operations, None, _summary(operations), request.dry_run)
 
 

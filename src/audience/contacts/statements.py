@@ -112,13 +112,18 @@ PG_APPLY_ARRAYS = {merge: _apply(_ARRAYS, merge) for merge in ("overwrite", "fil
 
 # --- memberships, both databases' statements --------------------------------------------------
 
-# The memberships of (emails, lists) as they are, locked in (email, list) order, the order
-# every import shares (after the contacts).
+# The memberships of (email, list) pairs as they are, locked in the pairs' order: (email,
+# list) sorted, the order every import shares (after the contacts). Each pair is looked up by
+# its whole primary key, so that no statistics can make the planner prefer the index on
+# (workspace_id, list_id, status), which would read every member of the lists.
 PG_MEMBERSHIPS = """
-SELECT email, list_id, status FROM contact_lists
-WHERE workspace_id = %(ws)b AND email = ANY(%(emails)b::text[]) AND list_id = ANY(%(lists)b::text[])
-ORDER BY email COLLATE "C", list_id COLLATE "C"
-FOR UPDATE
+SELECT m.email, m.list_id, m.status
+FROM unnest(%(emails)b::text[], %(lists)b::text[]) AS p(email, list_id)
+CROSS JOIN LATERAL (
+    SELECT c.email, c.list_id, c.status FROM contact_lists AS c
+    WHERE c.workspace_id = %(ws)b AND c.email = p.email AND c.list_id = p.list_id
+    FOR UPDATE
+) AS m
 """
 # New memberships; fewer inserted than given means a concurrent import inserted one first.
 PG_ADD_MEMBERSHIPS = """
