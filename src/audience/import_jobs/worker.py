@@ -12,6 +12,7 @@ no row is applied twice and none is lost.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import logging
 import os
@@ -52,8 +53,8 @@ from audience.contact_files.reader import (
 )
 from audience.contacts.schemas import ImportLimits, ImportRequest
 from audience.contacts.service import import_contacts
-from audience.db.session import transaction
-from audience.errors import AppError, RetryableDatabaseError, ServiceUnavailable
+from audience.db.session import busy_skips, transaction
+from audience.errors import AppError, DatabaseBusy, RetryableDatabaseError, ServiceUnavailable
 from audience.import_jobs.repository import JobRepository
 from audience.import_jobs.schemas import Counts, Job, RowFailure
 from audience.import_jobs.service import CHUNK_BYTES
@@ -444,7 +445,7 @@ class Worker:
         self.tidies = tidies
         self.owner = f"{socket.gethostname()[:32]}:{os.getpid()}:{secrets.token_hex(4)}"
         self.stopping = threading.Event()
-        self._last_tidy = 0.0
+        self._last_tidy = time.monotonic()  # the first tidy-up waits one interval
 
     def run(self) -> None:
         """Work until stop(); errors of the database are logged and waited out."""
@@ -453,7 +454,10 @@ class Worker:
                 worked = self.work_once()
                 if self.tidies:
                     self._tidy()
-            except Exception:  # the database went away, …: wait, then try again
+            except (ServiceUnavailable, DBAPIError) as exc:  # away or busy: wait, try again
+                log.warning("import worker: the database failed (%s)", type(exc).__name__)
+                worked = False
+            except Exception:
                 log.exception("import worker: error while looking for jobs")
                 worked = False
             if not worked:
@@ -531,7 +535,8 @@ class Worker:
             return
         self._last_tidy = time.monotonic()
         now = utcnow()
-        with transaction(self.engine, write=True) as conn:
+        # Never waits for SQLite's write lock: skipped while another writer holds it.
+        with contextlib.suppress(DatabaseBusy), busy_skips(self.engine) as conn:
             JobRepository.forget(
                 conn,
                 jobs_before=now - timedelta(days=self.settings.import_job_days),
