@@ -8,14 +8,16 @@ import functools
 import json
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import jsonschema_rs
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from audience.app import create_app
 from audience.config import Settings
+from audience.import_jobs.worker import Worker
 
 SEED_EMAIL = "seed@example.com"
 SEED_EXTERNAL_ID = "ext-1"
@@ -38,8 +40,20 @@ OPERATION_IDS = {
     ("GET", "/api/lists.get"): "getList",
     ("POST", "/api/lists.update"): "updateList",
     ("POST", "/api/lists.delete"): "deleteList",
+    ("POST", "/api/imports.create"): "createImport",
+    ("GET", "/api/imports.get"): "getImport",
+    ("GET", "/api/imports.list"): "listImports",
+    ("POST", "/api/imports.cancel"): "cancelImport",
+    ("GET", "/api/imports.errors"): "getImportErrors",
     ("GET", "/healthz"): "health",
 }
+#: The file imports.create uploads when a request names no other.
+UPLOAD = b"email\nnew@example.com\n"
+#: An id no import job has.
+NO_IMPORT = "imp_0000000000000000"
+#: The import jobs seed() made, by workspace: "done" (a dry run that finished, with failed
+#: rows) and "queued" (waiting: there is no worker in the tests' apps).
+SEEDED_IMPORTS: dict[str, dict[str, str]] = {}
 
 
 @functools.cache
@@ -102,16 +116,15 @@ class Operation:
         request: Mapping[str, Any],
         headers: Mapping[str, str] | None = None,
     ) -> httpx.Response:
-        """GET with `request` as the query, POST with it as the JSON body (as a form, with
-        a small CSV file unless `request` names one, for a multipart operation)."""
+        """GET with `request` as the query, POST with it as the JSON body (as a form for a
+        multipart operation: its `file` as the uploaded file, when it names one)."""
         if self.method == "GET":
             return client.get(self.path, params=dict(request), headers=headers)
         if self.multipart:
             fields = {k: v for k, v in request.items() if k != "file"}
-            upload = request.get("file", b"email\na@example.com\n")
-            return client.post(
-                self.path, data=fields, files={"file": ("f.csv", upload)}, headers=headers
-            )
+            upload = request.get("file")
+            files = {} if upload is None else {"file": ("f.csv", upload)}
+            return client.post(self.path, data=fields, files=files, headers=headers)
         return client.post(self.path, json=dict(request), headers=headers)
 
 
@@ -184,7 +197,7 @@ def check_answer(op: Operation, response: httpx.Response) -> Any:
     content = documented.get("content", {})
     media_type = response.headers.get("content-type", "").partition(";")[0]
     assert media_type in content, f"{op.id} {status}: {media_type} is not documented"
-    body = response.json()
+    body = response.text if media_type.startswith("text/") else response.json()
     schema = content[media_type]["schema"]
     errors = list(_answer_validator(json.dumps(schema, sort_keys=True)).iter_errors(body))
     assert not errors, f"{op.id} {status} does not match its documented schema: " + "; ".join(
@@ -260,3 +273,38 @@ def seed(client: TestClient, workspace_id: str, headers: Mapping[str, str]) -> N
     response = client.post("/api/contacts.import", headers=headers, json=imported)
     assert response.status_code == 200, response.text
     assert [op["action"] for op in response.json()["operations"]] == ["create", "create"]
+    SEEDED_IMPORTS[workspace_id] = {
+        "done": _seed_import(client, workspace_id, headers, done=True),
+        "queued": _seed_import(client, workspace_id, headers, done=False),
+    }
+
+
+#: The seeded import's file: the seeded contact, a bad email and a bad number.
+SEED_IMPORT_FILE = (
+    f"email,first_name,custom_number_1\n{SEED_EMAIL},Seeded,1\nnot-an-email,X,2\n"
+    "third@example.com,Y,many\n"
+).encode()
+
+
+def _seed_import(
+    client: TestClient, workspace_id: str, headers: Mapping[str, str], *, done: bool
+) -> str:
+    """An import job, a dry run (nothing written); imported at once by a worker run here
+    when `done`, else left queued (the tests' apps have no workers)."""
+    response = client.post(
+        "/api/imports.create",
+        headers=headers,
+        data={"workspace_id": workspace_id, "options": json.dumps({"dry_run": True})},
+        files={"file": ("seed.csv", SEED_IMPORT_FILE)},
+    )
+    assert response.status_code == 202, response.text
+    job_id = str(response.json()["import"]["id"])
+    if done:
+        state = cast(FastAPI, client.app).state
+        worker = Worker(state.engine, state.settings)
+        while worker.work_once():  # every queued job, in order, this one last
+            pass
+        params = {"workspace_id": workspace_id, "id": job_id}
+        job = client.get("/api/imports.get", headers=headers, params=params).json()["import"]
+        assert (job["status"], job["errors"]) == ("completed", 2), job
+    return job_id

@@ -9,9 +9,11 @@ enough to use the API, and what the server answers parses into the documented ty
 from __future__ import annotations
 
 import importlib
+import io
 import json
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
@@ -50,7 +52,8 @@ def generated(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ModuleType]:
     sys.path.insert(0, str(root))
     try:
         package = importlib.import_module(PACKAGE)
-        for module in ("api.contacts", "api.lists", "api.health", "models", "client", "errors"):
+        modules = ("api.contacts", "api.lists", "api.imports", "api.health", "models", "client")
+        for module in (*modules, "errors", "types"):
             importlib.import_module(f"{PACKAGE}.{module}")
         yield package
     finally:
@@ -65,6 +68,72 @@ def _call(module: str, operation: str, client: Any, **kwargs: Any) -> Any:
     response = api.sync_detailed(client=client, **kwargs)
     assert 200 <= response.status_code < 300, (operation, response.status_code, response.content)
     return response.parsed
+
+
+def _upload(models: Any, ws: str, content: bytes, options: dict[str, Any] | None = None) -> Any:
+    files = importlib.import_module(f"{PACKAGE}.types")
+    upload = files.File(payload=io.BytesIO(content), file_name="people.csv", mime_type="text/csv")
+    form = models.CreateImportCreateForm(workspace_id=ws, file=upload)
+    if options is not None:
+        form.options = json.dumps(options)
+    return form
+
+
+def _drive_imports(models: Any, client: Any, ws: str) -> None:
+    """imports.*: a form uploaded, its job followed to its end (the server's worker imports
+    it), listed, its failed rows downloaded as CSV; a queued and a running job cancelled."""
+    content = b"email,first_name\nann@example.com,Ann\nnot-an-email,X\n"
+    options = {"subscribe_to_lists": ["news"], "list_status": "active"}
+    job = _call("imports", "create_import", client, body=_upload(models, ws, content, options))
+    assert isinstance(job, models.JobResponse)
+    assert isinstance(job.import_, models.JobOut)
+    assert (job.import_.file_name, job.import_.format_) == ("people.csv", models.JobOutFormat.CSV)
+    assert isinstance(job.import_.created_at, datetime)
+    job_id = job.import_.id
+    deadline = time.monotonic() + 60
+    while True:
+        found = _call("imports", "get_import", client, workspace_id=ws, id=job_id).import_
+        if found.status is models.JobOutStatus.COMPLETED:
+            break
+        assert found.status in (models.JobOutStatus.QUEUED, models.JobOutStatus.RUNNING), found
+        assert time.monotonic() < deadline, found.to_dict()
+        time.sleep(0.05)
+    assert (found.total_rows, found.created, found.errors, found.error) == (2, 1, 1, None)
+    assert isinstance(found.finished_at, datetime) and found.finished_at.tzinfo
+    assert found.started_at is not None and found.started_at <= found.finished_at
+    page = _call("imports", "list_imports", client, workspace_id=ws, limit=1)
+    assert isinstance(page, models.JobsPage)
+    assert ([j.id for j in page.imports], page.next_cursor) == ([job_id], None)
+    report = _call("imports", "get_import_errors", client, workspace_id=ws, id=job_id)
+    assert report == (
+        "line,email,error,email,first_name\r\n"
+        "3,not-an-email,invalid email format,not-an-email,X\r\n"
+    )
+    api = importlib.import_module(f"{PACKAGE}.api.imports.cancel_import")
+    finished = api.sync_detailed(
+        client=client, body=models.CancelRequest(workspace_id=ws, id=job_id)
+    )
+    assert finished.status_code == 400
+    assert isinstance(finished.parsed, models.ErrorResponse)
+    assert finished.parsed.error == "import already finished"
+
+    # One job of a workspace at a time: the second waits while the first (large) one runs.
+    many = b"email\n" + b"".join(b"p%d@example.com\n" % i for i in range(50_000))
+    first = _call("imports", "create_import", client, body=_upload(models, ws, many)).import_
+    second = _call("imports", "create_import", client, body=_upload(models, ws, content)).import_
+    for waiting in (second, first):
+        body = models.CancelRequest(workspace_id=ws, id=waiting.id)
+        cancelled = _call("imports", "cancel_import", client, body=body).import_
+        assert cancelled.status is models.JobOutStatus.CANCELLED, cancelled.to_dict()
+        assert isinstance(cancelled.finished_at, datetime)
+        if waiting is second:  # it never started: the first was still ahead of it
+            assert (cancelled.started_at, cancelled.processed_rows) == (None, 0)
+
+    refused = importlib.import_module(f"{PACKAGE}.api.imports.create_import").sync_detailed(
+        client=client, body=_upload(models, ws, content, {"merge": "sometimes"})
+    )
+    assert refused.status_code == 400
+    assert refused.parsed.error == "options: merge must be one of overwrite, fill_blanks"
 
 
 @pytest.mark.slow
@@ -218,6 +287,8 @@ def test_the_generated_client_drives_a_real_server(
             ).list_
             assert cleared.description is None  # null clears it
             assert _call("lists", "get_list", client, workspace_id=ws, id="news").list_.id == "news"
+
+            _drive_imports(models, client, ws)
 
             # a documented error answer parses as ErrorResponse
             api = importlib.import_module(f"{PACKAGE}.api.contacts.get_contact_by_email")

@@ -15,6 +15,7 @@ import json
 import re
 import typing
 from collections.abc import Iterator
+from contextlib import contextmanager
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
@@ -30,16 +31,20 @@ from audience.app import create_app
 from audience.config import Settings
 from audience.db.models import MembershipStatus
 from audience.errors import DatabaseBusy
+from audience.import_jobs import service as import_jobs_service
 from audience.web import deps
 from tests.conftest import Tenant, make_key
 from tests.web.support import (
     FULL_CONTACT,
     NEW_EMAIL,
     NEW_LIST,
+    NO_IMPORT,
     OPERATION_IDS,
     SEED_EMAIL,
     SEED_EXTERNAL_ID,
     SEED_LIST,
+    SEEDED_IMPORTS,
+    UPLOAD,
     Operation,
     answer_schemas,
     check_answer,
@@ -63,6 +68,9 @@ REQUIRED_QUERY: dict[str, set[str]] = {
     "countContacts": {"workspace_id"},
     "listLists": {"workspace_id"},
     "getList": {"workspace_id", "id"},
+    "getImport": {"workspace_id", "id"},
+    "listImports": {"workspace_id"},
+    "getImportErrors": {"workspace_id", "id"},
 }
 REQUIRED_BODY: dict[str, set[str]] = {
     "batchImportContacts": {"workspace_id", "contacts"},
@@ -72,6 +80,8 @@ REQUIRED_BODY: dict[str, set[str]] = {
     "createList": {"workspace_id", "id", "name"},
     "updateList": {"workspace_id", "id"},
     "deleteList": {"workspace_id", "id"},
+    "createImport": {"workspace_id", "file"},
+    "cancelImport": {"workspace_id", "id"},
 }
 #: The error answers each operation can give (web/openapi.py), besides 2xx.
 ERRORS_OF_GET = {"400", "401", "403", "408", "413", "431", "500", "503"}
@@ -84,7 +94,25 @@ LOOKUPS = {
     "getList",
     "updateList",
     "deleteList",
+    "getImport",
+    "cancelImport",
+    "getImportErrors",
 }
+#: The routes that answer a missing permission with 400, as the import does (not 403).
+PERMISSION_IS_400 = {"batchImportContacts", "createImport"}
+#: A valid `options` of imports.create: every option (the form documents it as JSON text).
+IMPORT_OPTIONS = json.dumps(
+    {
+        "subscribe_to_lists": [SEED_LIST],
+        "list_status": "active",
+        "merge": "fill_blanks",
+        "dry_run": True,
+        "mapping": {"email": "email"},
+        "empty_clears": True,
+        "timezone": "Europe/Berlin",
+        "decimal_comma": True,
+    }
+)
 
 _fresh = itertools.count()
 
@@ -95,6 +123,9 @@ def value_for(op: Operation, name: str, workspace_id: str) -> Any:
         return workspace_id
     if op.id == "createList" and name == "id":
         return f"{NEW_LIST}{next(_fresh)}"
+    if op.path.startswith("/api/imports.") and name == "id":
+        seeded = SEEDED_IMPORTS.get(workspace_id, {})
+        return seeded.get("queued" if op.id == "cancelImport" else "done", NO_IMPORT)
     return {
         "email": SEED_EMAIL,
         "external_id": SEED_EXTERNAL_ID,
@@ -104,6 +135,7 @@ def value_for(op: Operation, name: str, workspace_id: str) -> Any:
         "name": "Fresh",
         "contacts": [{"email": NEW_EMAIL}],
         "contact": {"email": NEW_EMAIL},
+        "file": UPLOAD,
     }[name]
 
 
@@ -136,6 +168,8 @@ OPTIONAL_VALUES: dict[str, dict[str, Any]] = {
         "list_status": "active",
     },
     "upsertContact": {"merge": "fill_blanks"},
+    "createImport": {"options": IMPORT_OPTIONS},
+    "listImports": {"limit": 5, "cursor": None},  # a real cursor, read from a first page
     "createList": {"is_double_optin": True, "is_public": True, "description": "About"},
     "updateList": {
         "name": "Renamed",
@@ -164,8 +198,12 @@ def assert_documented_valid(op: Operation, request: dict[str, Any]) -> None:
                 value = request[parameter["name"]]
                 assert _validator(parameter["schema"]).is_valid(value), (op.id, parameter, value)
         return
-    schema = op.definition["requestBody"]["content"]["application/json"]["schema"]
-    errors = [e.message[:200] for e in _validator(schema).iter_errors(request)]
+    (content,) = op.definition["requestBody"]["content"].values()
+    if op.multipart:  # the file's bytes are a binary string
+        request = {
+            k: v.decode("latin-1") if isinstance(v, bytes) else v for k, v in request.items()
+        }
+    errors = [e.message[:200] for e in _validator(content["schema"]).iter_errors(request)]
     assert not errors, (op.id, request, errors)
 
 
@@ -237,6 +275,16 @@ def test_answer_timestamps_are_date_times_and_statuses_an_enum() -> None:
     for name in stamped:
         for field in ("created_at", "updated_at"):
             assert formats(schemas[name]["properties"][field]) == {"date-time"}, (name, field)
+    for field in ("created_at", "started_at", "finished_at"):
+        assert formats(schemas["JobOut"]["properties"][field]) == {"date-time"}, field
+    assert schemas["JobOut"]["properties"]["status"]["enum"] == [
+        "queued",
+        "running",
+        "completed",
+        "failed",
+        "cancelled",
+    ]
+    assert schemas["JobOut"]["properties"]["format"]["enum"] == ["csv", "jsonl"]
     for i in range(1, 6):
         assert formats(schemas["ContactOut"]["properties"][f"custom_datetime_{i}"]) == {"date-time"}
     statuses = [m.value for m in MembershipStatus]
@@ -274,8 +322,8 @@ def test_answer_schemas_require_every_field_the_server_always_sends() -> None:
 def test_every_api_operation_documents_its_error_answers(op: Operation) -> None:
     responses = op.definition["responses"]
     expected = ERRORS_OF_POST if op.method == "POST" else ERRORS_OF_GET
-    if op.id == "batchImportContacts":
-        expected = expected - {"403"}  # a missing permission is a 400 on the import
+    if op.id in PERMISSION_IS_400:
+        expected = expected - {"403"}  # a missing permission is a 400 on the imports
     if op.id in LOOKUPS:
         expected = expected | {"404"}
     if op.id in ("batchImportContacts", "upsertContact"):  # they take an Idempotency-Key
@@ -416,11 +464,25 @@ def _check_contact_fields(client: TestClient, seeded: Tenant, op: Operation) -> 
 
 def _null_cases() -> Iterator[tuple[str, str]]:
     for op in BODY_OPS:
+        if op.multipart:  # a form's fields are text: no null (test_form_fields_are_...)
+            continue
         for name in (op.body_schema or {}).get("properties", {}):
             yield op.id, name
     for name in resolve({"$ref": "#/components/schemas/ContactInput"})["properties"]:
         yield "upsertContact", f"contact.{name}"
         yield "batchImportContacts", f"contacts.{name}"
+
+
+def test_form_fields_are_text_never_null() -> None:
+    """A multipart form has no null: an optional field is simply not required (a client
+    that sent null would send the text "None" or "null", which is no JSON object)."""
+    forms = [op for op in BODY_OPS if op.multipart]
+    assert [op.id for op in forms] == ["createImport"]
+    for op in forms:
+        for name, schema in (op.body_schema or {})["properties"].items():
+            assert not nullable(schema), (op.id, name)
+            assert resolve(schema)["type"] == "string", (op.id, name)
+        assert resolve(op.body_schema["properties"]["file"])["format"] == "binary"  # type: ignore[index]
 
 
 def test_null_is_accepted_exactly_where_the_document_says_nullable(
@@ -475,6 +537,37 @@ def test_answers_send_every_field_the_document_lists(client: TestClient, seeded:
     assert all(isinstance(c["contact_lists"], list) for c in page["contacts"])
 
 
+def test_import_answers_send_every_field_the_document_lists(
+    client: TestClient, seeded: Tenant
+) -> None:
+    """The seeded finished job has a value in every field but `error`; the queued one
+    nulls where the document says so; the error report is CSV, as documented."""
+    params, headers = {"workspace_id": seeded.id}, seeded.headers
+    get = operation("getImport")
+    done = SEEDED_IMPORTS[seeded.id]["done"]
+    job = check_answer(get, get.send(client, {**params, "id": done}, headers))["import"]
+    assert [name for name, value in job.items() if value is None] == ["error"]
+    assert (job["status"], job["format"], job["dry_run"]) == ("completed", "csv", True)
+    assert (job["total_rows"], job["processed_rows"], job["errors"]) == (3, 3, 2)
+    queued = SEEDED_IMPORTS[seeded.id]["queued"]
+    waiting = check_answer(get, get.send(client, {**params, "id": queued}, headers))["import"]
+    nulls = [name for name, value in waiting.items() if value is None]
+    assert nulls == ["total_rows", "error", "started_at", "finished_at"]
+    listed = operation("listImports")
+    page = check_answer(listed, listed.send(client, params, headers))
+    assert [j["id"] for j in page["imports"]] == [queued, done]
+    assert page["imports"][1] == job
+    errors = operation("getImportErrors")
+    report = errors.send(client, {**params, "id": done}, headers)
+    assert report.headers["content-type"] == "text/csv; charset=utf-8"
+    assert check_answer(errors, report) == (
+        "line,email,error,email,first_name,custom_number_1\r\n"
+        "3,not-an-email,invalid email format,not-an-email,X,2\r\n"
+        "4,third@example.com,\"custom_number_1: expected a number, got 'many'\","
+        "third@example.com,Y,many\r\n"
+    )
+
+
 def test_401_answers_carry_www_authenticate(
     client: TestClient, tenant: Tenant, other_tenant: Tenant
 ) -> None:
@@ -509,7 +602,7 @@ def test_a_key_without_the_permission_gets_a_documented_answer(
             response = op.send(client, minimal(op, seeded.id), headers)
             check_answer(op, response)
             statuses.add(response.status_code)
-        assert (403 in statuses) is (op.id != "batchImportContacts"), (op.id, statuses)
+        assert (403 in statuses) is (op.id not in PERMISSION_IS_400), (op.id, statuses)
 
 
 def test_a_body_that_is_not_json_is_415(client: TestClient, tenant: Tenant) -> None:
@@ -521,9 +614,19 @@ def test_a_body_that_is_not_json_is_415(client: TestClient, tenant: Tenant) -> N
 
 
 def test_a_body_too_large_is_413_on_every_operation(settings: Settings, tenant: Tenant) -> None:
-    app = create_app(settings.model_copy(update={"max_body_bytes": 64}))
+    """Over AUDIENCE_MAX_BODY_BYTES; for an upload, over AUDIENCE_MAX_UPLOAD_BYTES (its
+    body: that and the form's envelope, refused before the route; its file: that alone)."""
+    limits = {"max_body_bytes": 64, "max_upload_bytes": 1024}
+    app = create_app(settings.model_copy(update=limits))
     with TestClient(app, raise_server_exceptions=False) as client:
         for op in API:
+            if op.multipart:
+                request = minimal(op, tenant.id)
+                for upload in (UPLOAD + b"x" * 1100 * 1024, UPLOAD + b"x" * 1024):
+                    response = op.send(client, {**request, "file": upload}, tenant.headers)
+                    assert response.status_code == 413, (op.id, response.text)
+                    check_answer(op, response)
+                continue
             body = b'{"workspace_id": "acme", "padding": "' + b"x" * 100 + b'"}'
             headers = {**tenant.headers, "Content-Type": "application/json"}
             response = client.request(op.method, op.path, content=body, headers=headers)
@@ -531,9 +634,12 @@ def test_a_body_too_large_is_413_on_every_operation(settings: Settings, tenant: 
             check_answer(op, response)
 
 
-def test_a_busy_database_is_a_documented_503(settings: Settings, tenant: Tenant) -> None:
+def test_a_busy_database_is_a_documented_503(
+    settings: Settings, tenant: Tenant, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """DatabaseBusy (a lock, statement or pool timeout) wherever a route takes its
-    transaction: 503 with Retry-After, as documented, on every operation."""
+    transaction: 503 with Retry-After, as documented, on every operation. (The upload and
+    the error report take theirs in the service, a few at a time, not from the route.)"""
 
     def busy() -> Iterator[None]:
         raise DatabaseBusy()
@@ -542,6 +648,9 @@ def test_a_busy_database_is_a_documented_503(settings: Settings, tenant: Tenant)
     app = create_app(settings)
     for transaction in (deps.ReadDb, deps.WriteDb):
         app.dependency_overrides[typing.get_args(transaction)[1].dependency] = busy
+    monkeypatch.setattr(
+        import_jobs_service, "transaction", lambda *args, **kwargs: contextmanager(busy)()
+    )
     with TestClient(app, raise_server_exceptions=False) as client:
         for op in API:
             response = op.send(client, minimal(op, tenant.id), tenant.headers)

@@ -8,16 +8,20 @@ positive_data_acceptance, ST202: a 400, 413, 415, ... for a schema-valid request
 5xx; each answer conforms to its documented status, content type, headers and schema.
 
 Values that are data rather than shape are steered, as a client would send them: ids and
-emails often name the seeded data, a cursor is one the server issued, subscribe_to_lists
-names existing lists. And one rule the document can only state in words is honoured: no NUL
-inside arrays nested in arrays of a custom_json_* field (JSON Schema's recursion through
-array items is beyond openapi-python-client, so those are left open in the schema).
+emails often name the seeded data (an import job to cancel is one queued for it), a cursor
+is one the server issued, subscribe_to_lists names existing lists. And the rules the
+document can only state in words are honoured: no NUL inside arrays nested in arrays of a
+custom_json_* field (JSON Schema's recursion through array items is beyond
+openapi-python-client, so those are left open in the schema); imports.create's `options`
+is JSON text of an object of the documented options, and its file has some content.
 """
 
 from __future__ import annotations
 
+import json
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -41,7 +45,15 @@ from audience.app import create_app
 from audience.config import Settings
 from audience.kit.pagination import encode_cursor
 from tests.conftest import Tenant
-from tests.web.support import SEED_EMAIL, SEED_EXTERNAL_ID, SEED_LIST, operations, seed
+from tests.web.support import (
+    SEED_EMAIL,
+    SEED_EXTERNAL_ID,
+    SEED_LIST,
+    SEEDED_IMPORTS,
+    UPLOAD,
+    operations,
+    seed,
+)
 
 EXAMPLES_PER_OPERATION = 25
 CHECKS = [
@@ -61,6 +73,20 @@ KNOWN = {
     "id": SEED_LIST,
 }
 JSON_FIELDS = [f"custom_json_{i}" for i in range(1, 6)]
+#: imports.create's options: the documented ones, with valid values.
+IMPORT_OPTIONS = st.fixed_dictionaries(
+    {},
+    optional={
+        "subscribe_to_lists": st.just([SEED_LIST]),
+        "list_status": st.sampled_from(["subscribed", "active", "unsubscribed"]),
+        "merge": st.sampled_from(["overwrite", "fill_blanks"]),
+        "dry_run": st.booleans(),
+        "mapping": st.sampled_from([{}, {"email": "email"}, {"E-mail": "email", "x": None}]),
+        "empty_clears": st.booleans(),
+        "timezone": st.sampled_from([None, "UTC", "Europe/Berlin", "America/Sao_Paulo"]),
+        "decimal_comma": st.booleans(),
+    },
+)
 
 
 @pytest.fixture
@@ -80,10 +106,21 @@ def _without_nul(value: Any) -> Any:
     return value
 
 
-def steer(case: Any, data: st.DataObject, workspace_id: str) -> None:
+@dataclass(frozen=True)
+class Issued:
+    """What the server issued for the tests to name: the seeded finished import job, a
+    cursor of imports.list, and a way to queue a job (one to cancel)."""
+
+    done_import: str
+    imports_cursor: str
+    queue_import: Callable[[], str]
+
+
+def steer(case: Any, data: st.DataObject, workspace_id: str, issued: Issued) -> None:
     """The tenant's workspace always; known data mostly (not the id of a list to create);
     server-issued values as issued."""
-    creates = case.operation.path == "/api/lists.create"
+    path = case.operation.path
+    creates = path == "/api/lists.create"
     if case.headers is not None and "Idempotency-Key" in case.headers:
         # A key names one request (reused with another body it is rightly refused, 422):
         # each example gets one of its own.
@@ -97,9 +134,19 @@ def steer(case: Any, data: st.DataObject, workspace_id: str) -> None:
             steered = name in values and not (creates and name == "id")
             if steered and data.draw(st.integers(0, 9), label=f"steer {name}") < 7:
                 values[name] = known
-        if "cursor" in values:
+        if path.startswith("/api/imports.") and values.get("id") == SEED_LIST:
+            cancels = path == "/api/imports.cancel"  # a job can be cancelled once
+            values["id"] = issued.queue_import() if cancels else issued.done_import
+        if "cursor" in values and path == "/api/imports.list":
+            values["cursor"] = issued.imports_cursor
+        elif "cursor" in values:
             after = data.draw(st.sampled_from(["a", SEED_EMAIL]), label="cursor")
             values["cursor"] = encode_cursor(after)
+        if path == "/api/imports.create":
+            if not values.get("file"):
+                values["file"] = UPLOAD
+            if "options" in values:
+                values["options"] = json.dumps(data.draw(IMPORT_OPTIONS, label="options"))
         if values.get("subscribe_to_lists"):
             values["subscribe_to_lists"] = [SEED_LIST]
         contacts = values.get("contacts") or [values.get("contact")]
@@ -118,6 +165,22 @@ def test_every_valid_request_is_accepted(
     schema = schemathesis.openapi.from_asgi("/openapi.json", fuzz_app)
     operation = schema[path][method]
     headers = {"Authorization": f"Bearer {tenant.key}"}
+    first = client.get(
+        "/api/imports.list", headers=headers, params={"workspace_id": tenant.id, "limit": 1}
+    )
+    assert first.status_code == 200, first.text
+
+    def queue_import() -> str:
+        response = client.post(
+            "/api/imports.create",
+            headers=headers,
+            data={"workspace_id": tenant.id},
+            files={"file": ("f.csv", UPLOAD)},
+        )
+        assert response.status_code == 202, response.text
+        return str(response.json()["import"]["id"])
+
+    issued = Issued(SEEDED_IMPORTS[tenant.id]["done"], first.json()["next_cursor"], queue_import)
 
     @settings(
         max_examples=EXAMPLES_PER_OPERATION,
@@ -126,7 +189,7 @@ def test_every_valid_request_is_accepted(
     )
     @given(case=operation.as_strategy(generation_mode=GenerationMode.POSITIVE), data=st.data())
     def accepted(case: Any, data: st.DataObject) -> None:
-        steer(case, data, tenant.id)
+        steer(case, data, tenant.id, issued)
         response = case.call(headers=headers)
         case.validate_response(response, checks=CHECKS, headers=headers)
         if path == "/api/lists.create" and response.status_code == 201:

@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from audience.contacts.schemas import ListStatus, Merge
 from audience.kit.clock import isoformat_utc
-from audience.schemas import Answer, Timestamp
+from audience.schemas import NO_NUL, Answer, Timestamp
 
 #: The statuses a client sees; `uploading` is a job whose file is still being stored.
 JobStatus = Literal["queued", "running", "completed", "failed", "cancelled"]
@@ -145,11 +145,15 @@ class JobsPage(Answer):
 
 class CancelRequest(BaseModel):
     workspace_id: Annotated[str, Field(json_schema_extra={"minLength": 1})]
-    id: Annotated[str, Field(json_schema_extra={"minLength": 1})]
+    # no NUL: the body's strings are refused with one (web/bodies.py)
+    id: Annotated[str, Field(json_schema_extra={"minLength": 1, "pattern": NO_NUL})]
 
 
 class CreateForm(BaseModel):
     """The multipart form of imports.create (documentation: the route reads it itself)."""
+
+    # The route reads these fields and no other (and refuses a form of more than 10).
+    model_config = ConfigDict(extra="forbid")
 
     workspace_id: Annotated[str, Field(json_schema_extra={"minLength": 1})]
     file: Annotated[
@@ -160,8 +164,9 @@ class CreateForm(BaseModel):
             "gzip-compressed or not",
         ),
     ]
-    options: str | None = Field(
-        default=None,
+    # A form field is text, never null: left out when there are no options.
+    options: str = Field(
+        default="",
         description="A JSON object: subscribe_to_lists, list_status, merge, dry_run (as in "
         'contacts.import), mapping ({"Column header": "field"}), empty_clears, timezone '
         "(for date-times without an offset), decimal_comma",

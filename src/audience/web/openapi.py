@@ -178,7 +178,11 @@ def _document_errors(path: str, method: str, operation: dict[str, Any]) -> None:
             answer: dict[str, Any] = {"description": description, "content": _ERROR_REF}
             if code in _HEADERS:
                 answer["headers"] = _HEADERS[code]
-            responses.setdefault(code, answer)
+            # A route may describe an error answer in its own words; its body is the same.
+            given = responses.setdefault(code, answer)
+            for key in ("content", "headers"):
+                if key in answer:
+                    given.setdefault(key, answer[key])
 
 
 def _document_health(operation: dict[str, Any] | None) -> None:
