@@ -9,7 +9,7 @@ import io
 import json
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
@@ -61,12 +61,37 @@ def gzipped(data: bytes) -> bytes:
     return gzip.compress(data, mtime=0)
 
 
+#: The counts of a job, which only grow.
+COUNTS = ("processed_rows", "created", "updated", "unchanged", "errors")
+
+
+def check_job(job: Mapping[str, Any], before: Mapping[str, Any] | None = None) -> None:
+    """What holds of every job at every moment: its fields; created + updated + unchanged +
+    errors = processed_rows ≤ total_rows; and, against an earlier look at it, counts that
+    only grew and a finished job that stays as it was."""
+    assert set(job) == JOB_FIELDS, job
+    assert job["status"] in ("queued", "running", *FINISHED), job
+    outcomes = job["created"] + job["updated"] + job["unchanged"] + job["errors"]
+    assert outcomes == job["processed_rows"], job
+    if job["total_rows"] is not None:
+        assert job["processed_rows"] <= job["total_rows"], job
+    assert (job["finished_at"] is not None) is (job["status"] in FINISHED), job
+    assert (job["error"] is not None) is (job["status"] == "failed"), job
+    if before is not None:
+        for name in COUNTS:
+            assert job[name] >= before[name], (name, before, job)
+        if before["status"] in FINISHED:
+            assert job == before, (before, job)
+
+
 @dataclass
 class Jobs:
-    """imports.* for one tenant, through a client (in-process or a real server)."""
+    """imports.* for one tenant, through a client (in-process or a real server); every job
+    it reads is checked (check_job) against the last look at it."""
 
     client: Client
     tenant: Tenant
+    seen: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def headers(self) -> dict[str, str]:
@@ -99,6 +124,9 @@ class Jobs:
         response = self.post(content, name, options)
         assert response.status_code == 202, response.text
         job: dict[str, Any] = response.json()["import"]
+        check_job(job)
+        assert job["status"] == "queued", job
+        self.seen[job["id"]] = job
         return job
 
     def get(self, job_id: str) -> dict[str, Any]:
@@ -109,6 +137,8 @@ class Jobs:
         )
         assert response.status_code == 200, response.text
         job: dict[str, Any] = response.json()["import"]
+        check_job(job, self.seen.get(job_id))
+        self.seen[job_id] = job
         return job
 
     def wait(
@@ -162,6 +192,10 @@ class Jobs:
             headers=self.headers,
             json={"workspace_id": self.tenant.id, "id": job_id},
         )
+        if response.status_code == 200:
+            job = response.json()["import"]
+            check_job(job, self.seen.get(job_id))
+            self.seen[job_id] = job
         return response
 
     # --- the rest of the API, for what a job did ---------------------------------------------

@@ -9,8 +9,12 @@ import gzip
 from typing import Any
 
 import pytest
+from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
+from audience.app import create_app
+from audience.config import Settings
+from tests.conftest import Tenant
 from tests.import_jobs.support import (
     Jobs,
     contact_count,
@@ -383,3 +387,68 @@ def test_a_file_that_cannot_be_read_fails_the_job_and_imports_nothing(
     assert contact_count(engine, jobs.tenant.id) == 0
     assert file_chunks(engine, job["id"]) == 0
     assert jobs.report(job["id"]) == jobs.report(job["id"])[:1]  # no row failed on its own
+
+
+# --- the rows, in file order --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("batch_size", [2, 1000])
+def test_an_email_given_twice_ends_with_the_later_row(
+    settings: Settings, tenant: Tenant, batch_size: int
+) -> None:
+    """Within a batch and across batches: the rows apply in file order (emails compared
+    without case), and each is counted."""
+    update = {"import_workers": 1, "import_poll_seconds": 0.05, "import_batch_size": batch_size}
+    with TestClient(create_app(settings.model_copy(update=update))) as client:
+        jobs = Jobs(client, tenant)
+        content = csv_bytes(
+            [
+                ["email", "first_name", "last_name"],
+                [ANN, "Ann", "One"],
+                [BOB, "Bob", ""],
+                ["ANN@Example.com", "Annie", ""],
+                [ANN, "", "Three"],
+            ]
+        )
+        job = jobs.completed(content)
+        assert (job["total_rows"], job["created"], job["updated"], job["errors"]) == (4, 2, 2, 0)
+        assert fields(jobs, ANN, "first_name", "last_name") == ("Annie", "Three")
+
+
+def test_a_list_deleted_before_the_job_runs_fails_it(
+    client: TestClient, settings: Settings, tenant: Tenant, engine: Engine
+) -> None:
+    queued = Jobs(client, tenant)  # an app without workers: the job waits
+    queued.create_list("news")
+    job = queued.create(csv_bytes([["email"], [ANN]]), options={"subscribe_to_lists": ["news"]})
+    response = client.post(
+        "/api/lists.delete", headers=tenant.headers, json={"workspace_id": tenant.id, "id": "news"}
+    )
+    assert response.status_code == 200, response.text
+    update = {"import_workers": 1, "import_poll_seconds": 0.05}
+    with TestClient(create_app(settings.model_copy(update=update))) as workers:
+        failed = Jobs(workers, tenant).wait(job["id"])
+    assert failed["status"] == "failed", failed
+    assert failed["error"] == "list not found: news"
+    assert contact_count(engine, tenant.id) == 0
+
+
+def test_a_fixed_json_lines_report_imports_again(jobs: Jobs) -> None:
+    content = jsonl_bytes(
+        [{"email": ANN, "first_name": "Ann"}, {"email": "bob-at-example.com", "first_name": "Bob"}]
+    )
+    job = jobs.completed(content, "people.jsonl")
+    report = jobs.report(job["id"])
+    assert report == [
+        ["line", "email", "error", "raw"],
+        [
+            "2",
+            "bob-at-example.com",
+            "invalid email format",
+            '{"email": "bob-at-example.com", "first_name": "Bob"}',
+        ],
+    ]
+    fixed = [report[0], [*report[1][:3], report[1][3].replace("bob-at-", "bob@")]]
+    again = jobs.completed(csv_bytes(fixed), "people.errors.csv")
+    assert (again["format"], again["created"], again["errors"]) == ("csv", 1, 0)
+    assert fields(jobs, BOB, "first_name") == ("Bob",)

@@ -94,6 +94,8 @@ def test_create_tells_the_format_by_the_content_and_keeps_dry_run(queued: Jobs) 
     assert queued.create(gzipped(CSV), "people.jsonl")["format"] == "csv"
     assert queued.create(b"\xef\xbb\xbf" + lines, "x")["format"] == "jsonl"
     assert queued.create(CSV, "x", {"dry_run": True})["dry_run"] is True
+    long_name = "n" * 300 + ".csv"
+    assert queued.create(CSV, long_name)["file_name"] == long_name[:255]
 
 
 @pytest.mark.parametrize(
