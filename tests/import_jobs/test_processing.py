@@ -452,3 +452,71 @@ def test_a_fixed_json_lines_report_imports_again(jobs: Jobs) -> None:
     again = jobs.completed(csv_bytes(fixed), "people.errors.csv")
     assert (again["format"], again["created"], again["errors"]) == ("csv", 1, 0)
     assert fields(jobs, BOB, "first_name") == ("Bob",)
+
+
+#: Contacts that contacts.import refuses, each for its own reason, and some it accepts.
+TRICKY: list[dict[str, Any]] = [
+    {"email": "ok1@example.com", "first_name": "Fine"},
+    {"email": "no-at-sign"},
+    {"email": "x@localhost"},
+    {"email": "tz@example.com", "timezone": "Mars/Olympus"},
+    {"email": "num@example.com", "custom_number_1": "12"},
+    {"email": "inf@example.com", "custom_number_2": "1e999"},
+    {"email": "when@example.com", "custom_datetime_1": "2024-05-01T09:30:00"},
+    {"email": "json@example.com", "custom_json_1": 5},
+    {"email": "long@example.com", "first_name": "x" * 300},
+    {"email": "type@example.com", "last_name": 12},
+    {"email": "ls@example.com", "list_status": "maybe"},
+    {"email": "ok2@example.com", "custom_json_2": [1, {"a": None}]},
+    {"email": 7},
+    {"email": "a" * 250 + "@example.com"},
+]
+
+
+def test_json_lines_rows_get_the_reasons_contacts_import_gives(jobs: Jobs, engine: Engine) -> None:
+    """One implementation: each line of a JSON Lines job goes through the contacts import,
+    so a line fails exactly when, and for exactly the reason that, contacts.import fails the
+    same contact."""
+    response = jobs.client.post(
+        "/api/contacts.import",
+        headers=jobs.headers,
+        json={"workspace_id": jobs.tenant.id, "contacts": TRICKY, "dry_run": True},
+    )
+    assert response.status_code == 200, response.text
+    expected = [
+        (str(op["index"] + 1), op["error"])
+        for op in response.json()["operations"]
+        if op["action"] == "error"
+    ]
+    assert 8 <= len(expected) < len(TRICKY), expected
+    job = jobs.completed(jsonl_bytes(TRICKY), "tricky.jsonl")
+    assert job["errors"] == len(expected)
+    assert job["created"] == len(TRICKY) - len(expected)
+    assert [(line, error) for line, _email, error, _raw in jobs.report(job["id"])[1:]] == expected
+    assert contact_count(engine, jobs.tenant.id) == len(TRICKY) - len(expected)
+
+
+def test_a_file_of_a_header_alone_completes_with_nothing_to_do(jobs: Jobs) -> None:
+    job = jobs.completed(b"email,first_name\n")
+    assert (job["total_rows"], job["processed_rows"], job["created"]) == (0, 0, 0)
+    assert jobs.report(job["id"]) == [["line", "email", "error", "email", "first_name"]]
+
+
+def test_a_json_line_of_its_own_list_status_keeps_it(jobs: Jobs) -> None:
+    """A line is a ContactInput: its own list_status overrides the job's, so an opt-out in
+    the file is never turned into a subscription."""
+    jobs.create_list("news")
+    content = jsonl_bytes(
+        [
+            {"email": ANN, "list_status": "unsubscribed"},
+            {"email": BOB},
+            {"email": "cid@example.com", "list_status": "sometimes"},
+        ]
+    )
+    job = jobs.completed(content, "people.jsonl", {"subscribe_to_lists": ["news"]})
+    assert (job["created"], job["errors"]) == (2, 1)
+    assert jobs.lists_of(ANN) == {"news": "unsubscribed"}
+    assert jobs.lists_of(BOB) == {"news": "active"}
+    assert [row[:3] for row in jobs.report(job["id"])[1:]] == [
+        ["3", "cid@example.com", "list_status: must be one of subscribed, active, unsubscribed"]
+    ]

@@ -20,6 +20,9 @@ EMAIL_REQUIRED = "email is required"
 SHOWN_CHARS = 40
 #: Unknown JSON Lines keys remembered for the report (a file could have a new key each line).
 MAX_UNKNOWN_KEYS = 50
+#: Keys of a JSON Lines line passed on besides the fields: ContactInput's own list_status
+#: (an opt-out in the file must reach the import, not be dropped as an unknown key).
+CONTACT_OPTIONS: tuple[str, ...] = ("list_status",)
 
 _NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
 _INTEGER = re.compile(r"[+-]?\d+")
@@ -251,7 +254,7 @@ def _known_keys(
     contact: dict[str, Any] = {}
     for key, value in data.items():
         name = renames.get(key, key)
-        if name in ALL_FIELDS:
+        if name in ALL_FIELDS or name in CONTACT_OPTIONS:
             contact[name] = value
         elif (
             name is not None
