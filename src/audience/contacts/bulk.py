@@ -33,6 +33,8 @@ from audience.contacts.statements import (
     PG_ADD_MEMBERSHIPS,
     PG_APPLY_ARRAYS,
     PG_APPLY_STAGED,
+    PG_CLAIM_ARRAYS,
+    PG_CLAIM_STAGED,
     PG_COPY,
     PG_MEMBERSHIPS,
     PG_SET_MEMBERSHIPS,
@@ -98,23 +100,23 @@ class BulkWriter:
     def _apply_postgres(
         self, batch: ContactBatch, merge: str, now: datetime, *, staged: bool
     ) -> Applied:
+        """The batch in two statements: the claim inserts the new contacts and locks the
+        stored ones in email order, then the stored ones that change are rewritten (skipped
+        when the claim created every row)."""
         params: dict[str, Any] = {"ws": self.workspace_id, "now": now}
         with driver_connection(self.conn).cursor() as cursor:
             if staged:
                 self._stage(cursor, batch)
-                statement = PG_APPLY_STAGED[merge]
+                claim, apply = PG_CLAIM_STAGED, PG_APPLY_STAGED[merge]
             else:
                 params |= {"email": batch.emails, "nulls": batch.nulls}
                 params |= dict(zip(FIELDS, batch.columns, strict=True))
-                statement = PG_APPLY_ARRAYS[merge]
-            rows = cursor.execute(statement, params, prepare=False).fetchall()
-        by_email = {email: (created, changed) for email, created, changed, _ in rows}
-        applied = Applied(
-            [by_email[e][0] for e in batch.emails], [by_email[e][1] for e in batch.emails]
-        )
-        if rows and rows[0][3] != sum(applied.created):
-            raise RetryableDatabaseError()  # a concurrent import created one of these first
-        return applied
+                claim, apply = PG_CLAIM_ARRAYS, PG_APPLY_ARRAYS[merge]
+            created = dict(cursor.execute(claim, params, prepare=False).fetchall())
+            changed = created
+            if len(created) < len(batch):
+                changed = dict(cursor.execute(apply, params, prepare=False).fetchall()) | created
+        return Applied([e in created for e in batch.emails], [changed[e] for e in batch.emails])
 
     def _stage(self, cursor: Any, batch: ContactBatch) -> None:
         cursor.execute(PG_STAGE)

@@ -57,9 +57,10 @@ def import_contacts(
 
     The request-level rules run first, in the documented order; the contacts are then
     decoded and sorted by email, and checked and written a part (an email range) at a time:
-    while the database writes one part, Python checks the next, and the rows are still
-    locked in email order. A dry run does all of it in a savepoint that is rolled back: the
-    same answer, nothing written.
+    while the database writes one part, Python checks the next. Rows are locked in the
+    order every write shares: the contacts by email, then the memberships by (email, list).
+    A dry run does all of it in a savepoint that is rolled back: the same answer, nothing
+    written.
     """
     _check_import(caller, request, limits)
     decoded = decode_contacts(request.contacts)
@@ -71,13 +72,19 @@ def import_contacts(
     writer = BulkWriter(conn, caller.workspace_id)
     now = utcnow()
 
+    written: list[ContactBatch] = []
+
     def write(rounds: list[ContactBatch]) -> None:
         for batch in rounds:
-            _apply_round(writer, batch, operations, request, lists_wanted, now)
+            _apply_contacts(writer, batch, operations, request.merge, now)
+            written.append(batch)
 
     with _maybe_rolled_back(conn, request.dry_run):
         for position, message in _overlapped(decoded, write).items():
             operations[position].error = message
+        # Every contact first, then every membership: the lock order of every write.
+        for batch in written if lists_wanted else ():
+            _subscribe(writer, batch, operations, request, lists_wanted, now)
     if not request.dry_run:  # a dry run writes nothing: the metrics count what was written
         _count(operations)
     return ImportAnswer(operations, None, _summary(operations), request.dry_run)
@@ -111,7 +118,23 @@ def _overlapped(decoded: Decoded, write: Callable[[list[ContactBatch]], None]) -
     return errors
 
 
-def _apply_round(
+def _apply_contacts(
+    writer: BulkWriter,
+    batch: ContactBatch,
+    operations: list[Operation],
+    merge: str,
+    now: datetime,
+) -> None:
+    """Write one round of contacts and fill in their operations' action and changed fields."""
+    applied = writer.apply(batch, merge=merge, now=now)
+    rows = zip(batch.positions, applied.created, applied.changed, strict=True)
+    for position, created, mask in rows:
+        op = operations[position]
+        op.action = "create" if created else "update"
+        op.changed_fields = list(field_names(mask))
+
+
+def _subscribe(
     writer: BulkWriter,
     batch: ContactBatch,
     operations: list[Operation],
@@ -119,15 +142,7 @@ def _apply_round(
     lists_wanted: dict[str, bool],
     now: datetime,
 ) -> None:
-    """Write one round of the batch and fill in the operations of its contacts."""
-    applied = writer.apply(batch, merge=request.merge, now=now)
-    rows = zip(batch.positions, applied.created, applied.changed, strict=True)
-    for position, created, mask in rows:
-        op = operations[position]
-        op.action = "create" if created else "update"
-        op.changed_fields = list(field_names(mask))
-    if not lists_wanted:
-        return
+    """Subscribe one round of contacts to the lists and fill in their operations' lists."""
     targets = [own or request.list_status for own in batch.list_statuses]
     outcomes = writer.subscribe(batch.emails, targets, lists_wanted, now)
     for position, outcome in zip(batch.positions, outcomes, strict=True):

@@ -52,40 +52,48 @@ def _mask(test: str, merged: list[tuple[str, str]]) -> str:
 
 
 def _apply(source: str, merge: str) -> str:
-    """One statement that locks the batch's stored rows in email order (a primary-key probe
-    each, whatever the planner's statistics), merges the given fields into them, inserts the
-    new contacts and rewrites only the rows that change: an update that changes nothing
-    writes nothing. Per row: created, the mask of the fields changed (stored non-null, for a
-    created row), and how many rows were inserted (fewer than created: a concurrent import
-    inserted one of them first, and the transaction must run again)."""
+    """One statement, run once `_claim` has inserted the batch's new contacts and locked
+    its stored ones, that merges the given fields into the stored rows and rewrites only
+    the rows that change: an update that changes nothing writes nothing. Per row: the mask
+    of the fields changed (a row the claim created changes nothing here). The rows are
+    locked already: each is read by its primary key, whatever the planner's statistics."""
     merged = [(name, _merged(name, merge)) for name in FIELDS]
     return f"""
 WITH judged AS (
-    SELECT s.email, o.email IS NULL AS created,
-           {", ".join(f"{expr} AS {name}" for name, expr in merged)},
-           CASE WHEN o.email IS NULL THEN {_mask("{n} IS NOT NULL", merged)}
-                ELSE {_mask("{n} IS DISTINCT FROM {o}", merged)} END AS changed
+    SELECT s.email, {", ".join(f"{expr} AS {name}" for name, expr in merged)},
+           {_mask("{n} IS DISTINCT FROM {o}", merged)} AS changed
     FROM {source} AS s
-    LEFT JOIN LATERAL (
-        SELECT c.email, {", ".join(f"c.{n}" for n in FIELDS)} FROM contacts AS c
+    CROSS JOIN LATERAL (
+        SELECT {", ".join(f"c.{n}" for n in FIELDS)} FROM contacts AS c
         WHERE c.workspace_id = %(ws)b AND c.email = s.email
-        FOR UPDATE
-    ) AS o ON true
-), inserted AS (
-    INSERT INTO contacts (workspace_id, email, {_COLUMNS}, created_at, updated_at)
-    SELECT %(ws)b, j.email, {", ".join(f"j.{n}" for n in FIELDS)}, %(now)b, %(now)b
-    FROM judged AS j WHERE j.created ORDER BY j.email COLLATE "C"
-    ON CONFLICT (workspace_id, email) DO NOTHING
-    RETURNING 1
+    ) AS o
 ), updated AS (
     INSERT INTO contacts (workspace_id, email, {_COLUMNS}, created_at, updated_at)
     SELECT %(ws)b, j.email, {", ".join(f"j.{n}" for n in FIELDS)}, %(now)b, %(now)b
-    FROM judged AS j WHERE NOT j.created AND j.changed <> 0 ORDER BY j.email COLLATE "C"
+    FROM judged AS j WHERE j.changed <> 0 ORDER BY j.email COLLATE "C"
     ON CONFLICT (workspace_id, email) DO UPDATE
     SET {", ".join(f"{n} = excluded.{n}" for n in FIELDS)}, updated_at = excluded.updated_at
 )
-SELECT j.email, j.created, j.changed, (SELECT count(*) FROM inserted) AS inserted
-FROM judged AS j
+SELECT j.email, j.changed FROM judged AS j
+"""
+
+
+def _claim(source: str) -> str:
+    """One pass over the batch in email order that inserts its new contacts (as given) and
+    locks its stored ones (`DO UPDATE ... WHERE false` locks and writes nothing): new and
+    stored rows are locked in one order, email, whichever of them a concurrent import sees
+    as new (a lock on the stored ones first, then inserts, would cross another import's
+    order). A row another import is inserting is waited for, then locked: none is lost. Per
+    created row: its email and the mask of the fields stored non-null."""
+    stored = " + ".join(
+        f"(CASE WHEN {name} IS NOT NULL THEN {_BIT[name]} ELSE 0 END)::int8" for name in FIELDS
+    )
+    return f"""
+INSERT INTO contacts (workspace_id, email, {_COLUMNS}, created_at, updated_at)
+SELECT %(ws)b, s.email, {", ".join(_given(n) for n in FIELDS)}, %(now)b, %(now)b
+FROM {source} AS s
+ON CONFLICT (workspace_id, email) DO UPDATE SET updated_at = contacts.updated_at WHERE false
+RETURNING email, {stored}
 """
 
 
@@ -102,6 +110,7 @@ PG_COPY = f"COPY import_stage (email, {_COLUMNS}, nulls) FROM STDIN (FORMAT BINA
 PG_UNSTAGE = "TRUNCATE import_stage"
 _STAGED = '(SELECT * FROM import_stage ORDER BY email COLLATE "C")'
 PG_APPLY_STAGED = {merge: _apply(_STAGED, merge) for merge in ("overwrite", "fill_blanks")}
+PG_CLAIM_STAGED = _claim(_STAGED)
 
 # --- PostgreSQL, unnest mode: the batch travels as binary arrays ------------------------------
 
@@ -109,6 +118,7 @@ _ARRAY_PARAMS = ", ".join(f"%({n})b::{pg_type(n)}[]" for n in FIELDS)
 _ARRAYS = f"""(SELECT * FROM unnest(%(email)b::text[], {_ARRAY_PARAMS}, %(nulls)b::int8[])
     AS u(email, {_COLUMNS}, nulls) ORDER BY email COLLATE "C")"""
 PG_APPLY_ARRAYS = {merge: _apply(_ARRAYS, merge) for merge in ("overwrite", "fill_blanks")}
+PG_CLAIM_ARRAYS = _claim(_ARRAYS)
 
 # --- memberships, both databases' statements --------------------------------------------------
 

@@ -42,9 +42,7 @@ CONTACTS_WRITTEN = Counter(
 ROWS_REJECTED = Counter(
     "audience_import_rows_rejected_total", "Contacts of an import answered with an error."
 )
-IMPORT_JOBS = Counter(
-    "audience_import_jobs_total", "Import jobs finished, by status.", ["status"]
-)
+IMPORT_JOBS = Counter("audience_import_jobs_total", "Import jobs finished, by status.", ["status"])
 IMPORT_JOB_ROWS = Counter("audience_import_job_rows_total", "Rows of files imported by jobs.")
 REFUSED = Counter(
     "audience_requests_refused_total",
