@@ -4,8 +4,12 @@ counts, every row of the file applied once, none lost."""
 
 from __future__ import annotations
 
+import json
+import re
 import signal
+import socket
 import subprocess
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -18,7 +22,14 @@ from sqlalchemy import Engine, select
 from audience.db.models import import_jobs, import_row_errors
 from audience.kit.server_process import AUDIENCE, ServerProcess, audience_env
 from tests.conftest import SECRET, Tenant
-from tests.import_jobs.support import FINISHED, Jobs, contact_count, csv_bytes, stored_contacts
+from tests.import_jobs.support import (
+    FINISHED,
+    Jobs,
+    contact_count,
+    csv_bytes,
+    stored_contacts,
+    stored_jobs,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -190,3 +201,83 @@ def test_audience_worker_imports_and_a_stopped_one_hands_its_job_over(
         bad,
     ), job
     assert contact_count(engine, tenant.id) == rows - bad
+
+
+# --- an upload over a slow connection ----------------------------------------------------------
+
+BODY_TIMEOUT, UPLOAD_TIMEOUT = 0.5, 2.5
+
+
+def _multipart(workspace_id: str, content: bytes) -> tuple[str, bytes]:
+    boundary = "audience-test-boundary"
+    body = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="workspace_id"\r\n\r\n'
+        f"{workspace_id}\r\n--{boundary}\r\n"
+        'Content-Disposition: form-data; name="file"; filename="slow.csv"\r\n'
+        "Content-Type: text/csv\r\n\r\n"
+    ).encode()
+    body += content + f"\r\n--{boundary}--\r\n".encode()
+    return f"multipart/form-data; boundary={boundary}", body
+
+
+def _head(key: str, content_type: str, length: int) -> bytes:
+    lines = [
+        "POST /api/imports.create HTTP/1.1",
+        "Host: 127.0.0.1",
+        f"Authorization: Bearer {key}",
+        f"Content-Type: {content_type}",
+        f"Content-Length: {length}",
+    ]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode()
+
+
+def _answer(sock: socket.socket) -> tuple[int, bytes]:
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        assert chunk, data
+        data += chunk
+    head, _, rest = data.partition(b"\r\n\r\n")
+    length = int(re.search(rb"content-length: *(\d+)", head, re.I).group(1))  # type: ignore[union-attr]
+    while len(rest) < length:
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        rest += chunk
+    return int(head.split()[1]), rest[:length]
+
+
+def test_an_upload_has_its_own_timeout_longer_than_a_bodys(
+    database_url: str, tenant: Tenant, engine: Engine, tmp_path: Path
+) -> None:
+    env = {
+        **SERVER_ENV,
+        "AUDIENCE_IMPORT_WORKERS": "0",
+        "AUDIENCE_BODY_TIMEOUT_SECONDS": str(BODY_TIMEOUT),
+        "AUDIENCE_UPLOAD_TIMEOUT_SECONDS": str(UPLOAD_TIMEOUT),
+    }
+    process = ServerProcess(database_url, tmp_path / "server.log", secret_key=SECRET, env=env)
+    process.start()
+    try:
+        content_type, body = _multipart(tenant.id, the_file(2000))
+        pieces = [body[i : i + len(body) // 4 + 1] for i in range(0, len(body), len(body) // 4 + 1)]
+        with socket.create_connection(("127.0.0.1", process.port), timeout=30) as sock:
+            sock.sendall(_head(tenant.key, content_type, len(body)))
+            for piece in pieces:  # four pieces over three times the body timeout
+                time.sleep(BODY_TIMEOUT)
+                sock.sendall(piece)
+            status, answer = _answer(sock)
+        assert status == 202, answer
+        assert json.loads(answer)["import"]["status"] == "queued"
+
+        started = time.monotonic()
+        with socket.create_connection(("127.0.0.1", process.port), timeout=30) as sock:
+            sock.sendall(_head(tenant.key, content_type, len(body)) + body[: len(body) // 2])
+            status, answer = _answer(sock)  # the rest never comes
+        elapsed = time.monotonic() - started
+        assert status == 408, answer
+        assert json.loads(answer) == {"error": "request body not received in time"}
+        assert elapsed >= UPLOAD_TIMEOUT * 0.75, elapsed  # the upload's timeout, not a body's
+    finally:
+        process.stop()
+    assert stored_jobs(engine) == (1, 1)  # the stalled upload left nothing behind
