@@ -17,7 +17,6 @@ from audience.console.router import router as console_router
 from audience.contacts.router import router as contacts_router
 from audience.db.engine import build_engine
 from audience.db.statistics import StatisticsKeeper
-from audience.import_jobs.router import UPLOAD_PATH
 from audience.import_jobs.router import router as imports_router
 from audience.import_jobs.worker import Workers
 from audience.kit import metrics
@@ -27,6 +26,7 @@ from audience.web.access import EdgeMiddleware
 from audience.web.errors import install_error_handlers
 from audience.web.guard import RequestGuardMiddleware
 from audience.web.openapi import install_docs
+from audience.web.protocol import UPLOAD_PATHS
 
 
 def create_app(settings: Settings | None = None, *, migrate: bool | None = None) -> FastAPI:
@@ -67,7 +67,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool | None = None)
         RequestGuardMiddleware,
         max_bytes=settings.max_body_bytes,
         # The multipart envelope around the file is allowed on top of the file's own limit.
-        uploads={UPLOAD_PATH: settings.max_upload_bytes + 1024 * 1024},
+        uploads=dict.fromkeys(UPLOAD_PATHS, settings.max_upload_bytes + 1024 * 1024),
     )
     app.add_middleware(
         EdgeMiddleware,

@@ -5,6 +5,7 @@ does for the API)."""
 from __future__ import annotations
 
 import secrets
+from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -69,13 +70,24 @@ async def _submitted_token(request: Request) -> str | None:
     return value if isinstance(value, str) else None
 
 
+async def _refuse_csrf(request: Request) -> None:
+    await _close_files(request)
+    raise Forbidden(CSRF_REFUSED)
+
+
+async def _close_files(request: Request) -> None:
+    """A refused multipart form's files closed (their temporary copies go with them)."""
+    if request.headers.get("content-type", "").startswith("multipart/"):
+        await (await request.form()).close()
+
+
 async def check_login_csrf(request: Request) -> None:
     """The sign-in form's token, checked against the sign-in page's cookie (403)."""
     cookie = request.cookies.get(LOGIN_COOKIE)
     if not sessions.check_csrf(
         request.app.state.secret_key, cookie, await _submitted_token(request)
     ):
-        raise Forbidden(CSRF_REFUSED)
+        await _refuse_csrf(request)
 
 
 class Authorizer:
@@ -91,9 +103,13 @@ class Authorizer:
             cookie = sessions.cookie_secret(request.cookies.get(SESSION_COOKIE))
             secret_key = request.app.state.secret_key
             if not sessions.check_csrf(secret_key, cookie, await _submitted_token(request)):
-                raise Forbidden(CSRF_REFUSED)
+                await _refuse_csrf(request)
         if self.permission is not None:
-            api_keys.require(session.caller, self.permission)
+            try:
+                api_keys.require(session.caller, self.permission)
+            except Forbidden:
+                await _close_files(request)
+                raise
         return session
 
 
@@ -109,8 +125,12 @@ Change = Annotated[ActiveSession, Depends(Authorizer(None, change=True))]
 Page = Annotated[ActiveSession, Depends(Authorizer(None, change=False))]
 
 
-async def _form(request: Request) -> FormData:
-    return await request.form()
+async def _form(request: Request) -> AsyncIterator[FormData]:
+    form = await request.form()
+    try:
+        yield form
+    finally:
+        await form.close()  # an uploaded file's temporary copy goes with it
 
 
 #: The fields of a submitted form (urlencoded or multipart).

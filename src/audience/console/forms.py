@@ -3,6 +3,7 @@ error belongs to, so that a page can show it beside that field."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, TypeVar
 
 import msgspec
@@ -12,6 +13,8 @@ from starlette.datastructures import FormData
 from audience.contacts.schemas import BULK_ACTIONS, BulkAction, ContactFilter, Selection
 from audience.db.models import FIELDS, JSON_FIELDS, NUMBER_FIELDS, MembershipStatus
 from audience.errors import BadRequest
+from audience.import_jobs import service as import_jobs
+from audience.import_jobs.schemas import JobOptions
 from audience.lists.schemas import CreateListRequest, UpdateListRequest
 
 M = TypeVar("M", bound=BaseModel)
@@ -146,3 +149,19 @@ def membership_status(form: FormData) -> MembershipStatus:
         raise FieldError(
             "status", f"status: must be one of {', '.join(MembershipStatus)}"
         ) from None
+
+
+def import_options(form: FormData, header: Sequence[str]) -> JobOptions:
+    """The mapping step of an import, as imports.create takes its `options` (and checked by
+    the same rules): each column's field (`column-<n>`, empty: not imported), the lists
+    checked, the list status, the merge policy and the dry run."""
+    mapping = {column: text(form, f"column-{n}") or None for n, column in enumerate(header)}
+    options = {
+        "mapping": mapping,
+        "subscribe_to_lists": [v for v in form.getlist("lists") if isinstance(v, str) and v],
+        "list_status": text(form, "list_status") or "subscribed",
+        "merge": text(form, "merge") or "overwrite",
+        "dry_run": text(form, "dry_run") == "on",
+        "empty_clears": text(form, "empty_clears") == "on",
+    }
+    return import_jobs.parse_options(msgspec.json.encode(options).decode())

@@ -1,5 +1,5 @@
-"""The console's routes at /console: sign-in and sign-out, the static files, the imports
-page, and the contacts and lists pages (contact_pages.py, list_pages.py).
+"""The console's routes at /console: sign-in and sign-out, the static files, and the
+contacts, lists and imports pages (contact_pages.py, list_pages.py, import_pages.py).
 
 Each route parses its form or query, calls one service and renders a template.
 """
@@ -17,13 +17,13 @@ from audience.console.deps import (
     SESSION_COOKIE,
     Change,
     Form,
-    Page,
     check_login_csrf,
     client_address,
     login_secret,
     session_policy,
 )
 from audience.console.forms import text
+from audience.console.import_pages import router as import_pages
 from audience.console.list_pages import router as list_pages
 from audience.console.render import page
 from audience.console.routing import LOGIN_PATH, ConsoleRoute
@@ -104,12 +104,6 @@ def sign_out(request: Request, _session: Change, db: WriteDb) -> RedirectRespons
     return response
 
 
-@router.get("/imports")
-def imports(request: Request, session: Page) -> HTMLResponse:
-    """Imports of a file: to come (the server-side import jobs)."""
-    return page(request, "imports.html", session, block="imports")
-
-
 @router.get("/static/{name:path}")
 def static(name: str) -> Response:
     """The console's script and styles and the vendored htmx and Pico.css."""
@@ -122,3 +116,4 @@ def static(name: str) -> Response:
 
 router.include_router(contact_pages)
 router.include_router(list_pages)
+router.include_router(import_pages)

@@ -111,27 +111,51 @@ def map_header(
     the overrides come from in the errors (--map, or an import job's `mapping`)."""
     header = tuple(header)
     explicit = _resolve_overrides(header, overrides, option)
-    taken = {name for name in explicit.values() if name}
     columns: list[tuple[int, str]] = []
     unmapped: list[str] = []
     ignored: list[str] = []
-    report = len(header) > len(REPORT_COLUMNS) and header[: len(REPORT_COLUMNS)] == REPORT_COLUMNS
-    for position, column in enumerate(header):
-        if column in RESERVED or (report and position < len(REPORT_COLUMNS)):
-            ignored.append(column)
-            continue
-        target = explicit[position] if position in explicit else _auto(column, taken)
+    for position, (column, target) in enumerate(
+        zip(header, _targets(header, explicit), strict=True)
+    ):
         if target is None:
             (ignored if position in explicit else unmapped).append(column)
-            continue
-        taken.add(target)
-        columns.append((position, target))
+        elif target == _LEFT_OUT:
+            ignored.append(column)
+        else:
+            columns.append((position, target))
     if EMAIL not in {name for _, name in columns}:
         how = "--map 'COLUMN=email'" if option == "--map" else f'{option} {{"COLUMN": "email"}}'
         raise MappingError(
             f"no column maps to email; name one with {how} (columns: {', '.join(header) or 'none'})"
         )
     return Mapping(header, tuple(columns), tuple(unmapped), tuple(ignored))
+
+
+#: A column an errors file or a report adds: never imported, whatever its name.
+_LEFT_OUT = "\x00left out"
+
+
+def _targets(header: tuple[str, ...], explicit: dict[int, str | None]) -> list[str | None]:
+    """Per column, its field: the explicit one, else the guess that no earlier column took
+    (None: unmapped; _LEFT_OUT: a column of an errors file or a report)."""
+    taken = {name for name in explicit.values() if name}
+    report = len(header) > len(REPORT_COLUMNS) and header[: len(REPORT_COLUMNS)] == REPORT_COLUMNS
+    targets: list[str | None] = []
+    for position, column in enumerate(header):
+        if column in RESERVED or (report and position < len(REPORT_COLUMNS)):
+            targets.append(_LEFT_OUT)
+            continue
+        target = explicit[position] if position in explicit else _auto(column, taken)
+        if target is not None:
+            taken.add(target)
+        targets.append(target)
+    return targets
+
+
+def suggested_fields(header: Sequence[str]) -> list[str | None]:
+    """Per column of a header, the field map_header would give it without overrides (None:
+    none, or a column that is never imported): the console's mapping step starts there."""
+    return [None if t == _LEFT_OUT else t for t in _targets(tuple(header), {})]
 
 
 def _auto(column: str, taken: set[str]) -> str | None:

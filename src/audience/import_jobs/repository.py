@@ -95,6 +95,15 @@ class JobRepository:
             values["header"] = msgspec.json.encode(values["header"]).decode()
         self.conn.execute(update(import_jobs).where(self._job(job_id)).values(**values))
 
+    def queue(self, job_id: str, options: JobOptions) -> None:
+        """A draft's options set and the job queued."""
+        self.set(
+            job_id,
+            status="queued",
+            options=msgspec.json.encode(options).decode(),
+            dry_run=options.dry_run,
+        )
+
     def count(self, job: Job, counts: Counts, *, lease_expires_at: datetime) -> None:
         """Add a batch's counts to the job's, and renew its lease."""
         self.conn.execute(

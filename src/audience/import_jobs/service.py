@@ -85,19 +85,18 @@ def create_job(
     options: JobOptions,
     max_bytes: int,
     max_lists: int,
+    queue: bool = True,
 ) -> Job:
     """Check the request (permissions, lists), then store the file and queue the job.
 
     The file is stored a few chunks per transaction (SQLite's writers are not held up for
     the whole of a large file) under a job marked `uploading`, which no one sees and no
     worker takes; it is queued once the last chunk is in. A failed upload is deleted.
+    Without `queue` the job stays a draft (`uploading`, its file stored): the console's
+    mapping step starts it (drafts.start_draft) or it is forgotten after
+    AUDIENCE_UPLOAD_TIMEOUT_SECONDS.
     """
-    if options.subscribe_to_lists:
-        api_keys.require(caller, Permission.LISTS_WRITE, LISTS_WRITE_REQUIRED, error=BadRequest)
-    api_keys.require(caller, Permission.CONTACTS_WRITE, error=BadRequest)
-    options.subscribe_to_lists = list(dict.fromkeys(options.subscribe_to_lists))
-    if len(options.subscribe_to_lists) > max_lists:
-        raise BadRequest(f"options: subscribe_to_lists exceeds the maximum of {max_lists}")
+    check_request(caller, options, max_lists)
     fmt = _format(file)
     job = Job(
         workspace_id=caller.workspace_id,
@@ -117,16 +116,28 @@ def create_job(
         JobRepository(conn, caller.workspace_id).insert(job)
     try:
         job.file_bytes = _store(engine, job, file, max_bytes)
+        status = "queued" if queue else "uploading"
         with transaction(engine, write=True) as conn:
             JobRepository(conn, job.workspace_id).set(
-                job.id, status="queued", file_bytes=job.file_bytes
+                job.id, status=status, file_bytes=job.file_bytes
             )
     except BaseException:
         with contextlib.suppress(Exception), transaction(engine, write=True) as conn:
             JobRepository(conn, job.workspace_id).delete(job.id)
         raise
-    job.status = "queued"
+    job.status = status
     return job
+
+
+def check_request(caller: Caller, options: JobOptions, max_lists: int) -> None:
+    """The key may write contacts (and lists, to subscribe to them); the lists are few
+    enough. 400 otherwise, as contacts.import answers. The lists are made unique."""
+    if options.subscribe_to_lists:
+        api_keys.require(caller, Permission.LISTS_WRITE, LISTS_WRITE_REQUIRED, error=BadRequest)
+    api_keys.require(caller, Permission.CONTACTS_WRITE, error=BadRequest)
+    options.subscribe_to_lists = list(dict.fromkeys(options.subscribe_to_lists))
+    if len(options.subscribe_to_lists) > max_lists:
+        raise BadRequest(f"options: subscribe_to_lists exceeds the maximum of {max_lists}")
 
 
 def _format(file: IO[bytes]) -> str:

@@ -32,7 +32,7 @@ from audience.kit import metrics
 
 _HEAD_END = b"\r\n\r\n"
 #: The routes that receive files: their bodies have AUDIENCE_UPLOAD_TIMEOUT_SECONDS.
-UPLOAD_PATHS = frozenset({"/api/imports.create", "/console/imports.create"})
+UPLOAD_PATHS = frozenset({"/api/imports.create", "/console/imports/upload"})
 
 
 @dataclass(frozen=True, slots=True)
