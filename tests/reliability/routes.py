@@ -30,6 +30,7 @@ class RouteCase:
     build: Build  # workspace_id -> query parameters (GET) or JSON body (POST)
     success: int = 200
     denied: int = 403  # for a key that lacks one of `permissions` (400 on the import, by spec)
+    form: bool = False  # a multipart form (imports.create: its fields, and SEED_FILE as file)
 
     @property
     def id(self) -> str:
@@ -40,12 +41,33 @@ class RouteCase:
     ) -> httpx.Response:
         if self.method == "GET":
             return client.get(self.path, headers=headers, params=request)
+        if self.form:
+            return client.post(self.path, headers=headers, files=form_parts(request))
         return client.post(self.path, headers=headers, json=request)
 
     def call(
         self, client: TestClient, headers: dict[str, str], workspace_id: str
     ) -> httpx.Response:
         return self.send(client, headers, self.build(workspace_id))
+
+
+def form_parts(fields: dict[str, Any]) -> list[tuple[str, Any]]:
+    """A multipart form of these fields (text, or bytes as they are) and SEED_FILE."""
+    parts: list[tuple[str, Any]] = [
+        (name, (None, value if isinstance(value, bytes) else str(value)))
+        for name, value in fields.items()
+    ]
+    return [*parts, ("file", ("contacts.csv", SEED_FILE, "text/csv"))]
+
+
+#: The file every imports.create case uploads.
+SEED_FILE = b"email,first_name\nfiled@example.com,Filed\n"
+#: The job seed() queued in each workspace (the suite's apps run no import worker).
+SEEDED_JOBS: dict[str, str] = {}
+
+
+def seeded_job(workspace_id: str) -> str:
+    return SEEDED_JOBS.get(workspace_id, "imp_0000000000000000")
 
 
 CONTACTS_READ = (Permission.CONTACTS_READ,)
@@ -140,6 +162,34 @@ CASES: tuple[RouteCase, ...] = (
         LISTS_WRITE,
         lambda ws: {"workspace_id": ws, "id": SEED_LIST},
     ),
+    RouteCase(
+        "POST",
+        "/api/imports.create",
+        (Permission.CONTACTS_WRITE, Permission.LISTS_WRITE),
+        lambda ws: {"workspace_id": ws, "options": '{"subscribe_to_lists": ["news"]}'},
+        success=202,
+        denied=400,
+        form=True,
+    ),
+    RouteCase(
+        "GET",
+        "/api/imports.get",
+        CONTACTS_READ,
+        lambda ws: {"workspace_id": ws, "id": seeded_job(ws)},
+    ),
+    RouteCase("GET", "/api/imports.list", CONTACTS_READ, lambda ws: {"workspace_id": ws}),
+    RouteCase(
+        "GET",
+        "/api/imports.errors",
+        CONTACTS_READ,
+        lambda ws: {"workspace_id": ws, "id": seeded_job(ws)},
+    ),
+    RouteCase(
+        "POST",
+        "/api/imports.cancel",
+        (Permission.CONTACTS_WRITE,),
+        lambda ws: {"workspace_id": ws, "id": seeded_job(ws)},
+    ),
 )
 
 
@@ -173,6 +223,13 @@ def seed(client: TestClient, workspace_id: str, headers: dict[str, str], marker:
     response = client.post("/api/contacts.import", headers=headers, json=imported)
     assert response.status_code == 200, response.text
     assert all(op["action"] == "create" for op in response.json()["operations"])
+    response = client.post(
+        "/api/imports.create",
+        headers=headers,
+        files=form_parts({"workspace_id": workspace_id}),
+    )
+    assert response.status_code == 202, response.text
+    SEEDED_JOBS[workspace_id] = response.json()["import"]["id"]
 
 
 def api_routes(app: FastAPI) -> set[tuple[str, str]]:
