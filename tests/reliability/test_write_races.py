@@ -46,6 +46,7 @@ pytestmark = pytest.mark.slow
 LOCK_TIMEOUT = 3.0
 RACE_SECONDS = 1.0
 THREADS_PER_ROUTE = 3
+RACE_ATTEMPTS = 3
 LIST = "news"
 POOL = ("a@example.com", "b@example.com", "c@example.com")
 STATUSES = ("active", "pending", "unsubscribed", "bounced", "complained")
@@ -280,6 +281,20 @@ def helper_for(
     return run
 
 
+def _seeded(race_server: RaceServer) -> tuple[str, dict[str, str]]:
+    """A new workspace with its list and the pool's contacts in it; its key's headers."""
+    engine, server = race_server.engine, race_server.server
+    workspace_id = f"race{next(race_server.workspaces)}"
+    make_workspace(engine, workspace_id)
+    headers = {"Authorization": f"Bearer {make_key(engine, workspace_id)}"}
+    with httpx.Client(base_url=server.base_url, headers=headers, timeout=60) as http:
+        body = {"workspace_id": workspace_id, "id": LIST, "name": "News"}
+        assert http.post("/api/lists.create", json=body).status_code == 201
+        response = http.post("/api/contacts.import", json=seed_import(workspace_id))
+        assert response.status_code == 200, response.text
+    return workspace_id, headers
+
+
 def seed_import(workspace_id: str) -> dict[str, Any]:
     return {
         "workspace_id": workspace_id,
@@ -327,28 +342,25 @@ def consistency(engine: Engine, workspace_id: str) -> tuple[int, int, int, int]:
 @pytest.mark.parametrize(("first", "second"), PAIRS, ids=[f"{a}+{b}" for a, b in PAIRS])
 def test_write_pair_race(first: str, second: str, race_server: RaceServer, backend: str) -> None:
     engine, server = race_server.engine, race_server.server
-    workspace_id = f"race{next(race_server.workspaces)}"
-    make_workspace(engine, workspace_id)
-    headers = {"Authorization": f"Bearer {make_key(engine, workspace_id)}"}
-    with httpx.Client(base_url=server.base_url, headers=headers, timeout=60) as http:
-        body = {"workspace_id": workspace_id, "id": LIST, "name": "News"}
-        assert http.post("/api/lists.create", json=body).status_code == 201
-        response = http.post("/api/contacts.import", json=seed_import(workspace_id))
-        assert response.status_code == 200, response.text
-
     pair = {first, second}
-    helper = helper_for(pair, workspace_id)
-    senders = [first] * THREADS_PER_ROUTE + [second] * THREADS_PER_ROUTE
-    outcome = race(server.base_url, headers, workspace_id, senders, helper)
+    busy: list[tuple[str, str, float]] = []
+    # A race in which one route never succeeded raced nothing (on a loaded machine every
+    # updateStatus can come after the list's delete): it is run again, in a new workspace.
+    for _attempt in range(RACE_ATTEMPTS):
+        workspace_id, headers = _seeded(race_server)
+        helper = helper_for(pair, workspace_id)
+        senders = [first] * THREADS_PER_ROUTE + [second] * THREADS_PER_ROUTE
+        outcome = race(server.base_url, headers, workspace_id, senders, helper)
+        busy += outcome.busy
 
-    failures = {k: n for k, n in outcome.statuses.items() if k[1] >= 500 and k[1] != 503}
-    assert not failures, (failures, outcome.statuses, outcome.unexpected[:5])
-    assert not outcome.unexpected, outcome.unexpected[:10]
-    for route in pair:
-        assert outcome.statuses[(route, 200)] + outcome.statuses[(route, 201)] >= 1, (
-            f"{route} never succeeded: nothing was raced",
-            outcome.statuses,
-        )
+        failures = {k: n for k, n in outcome.statuses.items() if k[1] >= 500 and k[1] != 503}
+        assert not failures, (failures, outcome.statuses, outcome.unexpected[:5])
+        assert not outcome.unexpected, outcome.unexpected[:10]
+        raced = [r for r in pair if outcome.statuses[(r, 200)] + outcome.statuses[(r, 201)] == 0]
+        if not raced:
+            break
+    else:
+        pytest.fail(f"{raced} never succeeded in {RACE_ATTEMPTS} races: {outcome.statuses}")
 
     stored, memberships, without_contact, without_list = consistency(engine, workspace_id)
     assert (without_contact, without_list) == (0, 0), "memberships left without their rows"
@@ -363,5 +375,5 @@ def test_write_pair_race(first: str, second: str, race_server: RaceServer, backe
     summary = ", ".join(f"{r} {s}: {n}" for (r, s), n in sorted(outcome.statuses.items()))
     print(f"\n[reliability] race {backend} {first} + {second}: {outcome.sent} answers ({summary})")
 
-    if outcome.busy:
-        pytest.fail(f"503 at a load far below every limit: {outcome.busy[:5]}")
+    if busy:
+        pytest.fail(f"503 at a load far below every limit: {busy[:5]}")

@@ -4,7 +4,8 @@ every column, pre-filled by the matching of contact_files.mapping; the job is th
 with the options chosen, or discarded.
 
 A draft is a job whose file is stored and whose status is still `uploading`: the API never
-shows it, and the workers' tidy-up forgets it after AUDIENCE_UPLOAD_TIMEOUT_SECONDS.
+shows it, and the workers' tidy-up forgets it twice AUDIENCE_UPLOAD_TIMEOUT_SECONDS after its
+upload (2 hours by default), as it forgets an abandoned upload.
 """
 
 from __future__ import annotations

@@ -93,8 +93,8 @@ def create_job(
     the whole of a large file) under a job marked `uploading`, which no one sees and no
     worker takes; it is queued once the last chunk is in. A failed upload is deleted.
     Without `queue` the job stays a draft (`uploading`, its file stored): the console's
-    mapping step starts it (drafts.start_draft) or it is forgotten after
-    AUDIENCE_UPLOAD_TIMEOUT_SECONDS.
+    mapping step starts it (drafts.start_draft) or it is forgotten (twice
+    AUDIENCE_UPLOAD_TIMEOUT_SECONDS after its upload).
     """
     check_request(caller, options, max_lists)
     fmt = _format(file)
