@@ -26,6 +26,7 @@ from audience.import_jobs.schemas import FINISHED, Job
 from audience.lists import service as lists
 from audience.sessions.schemas import ActiveSession
 from audience.web.deps import ReadDb, SettingsDep, WriteDb
+from audience.web.downloads import csv_attachment
 from audience.web.protocol import UPLOAD_PATHS
 
 router = APIRouter(route_class=ConsoleRoute)
@@ -129,17 +130,7 @@ def errors(
         job_id=job_id,
         kept_days=cfg.import_report_days,
     )
-    first = next(lines)  # the job is looked up (a page saying "not found") before the answer
-    return StreamingResponse(
-        _chain(first, lines),
-        media_type="text/csv; charset=utf-8",
-        headers={"Content-Disposition": f'attachment; filename="{job_id}.errors.csv"'},
-    )
-
-
-def _chain(first: bytes, rest: Any) -> Any:
-    yield first
-    yield from rest
+    return csv_attachment(lines, f"{job_id}.errors.csv")
 
 
 def _history(

@@ -28,6 +28,7 @@ from audience.import_jobs.schemas import (
 )
 from audience.web.bodies import JsonBody, scope_to_workspace
 from audience.web.deps import ReadDb, SettingsDep, WriteDb
+from audience.web.downloads import csv_attachment
 from audience.web.protocol import UPLOAD_PATHS
 from audience.web.routing import ApiRoute
 
@@ -152,14 +153,4 @@ def import_errors(
         job_id=id,
         kept_days=cfg.import_report_days,
     )
-    first = next(lines)  # the job is looked up (404) before the answer starts
-    return StreamingResponse(
-        _chain(first, lines),
-        media_type="text/csv; charset=utf-8",
-        headers={"Content-Disposition": f'attachment; filename="{id}.errors.csv"'},
-    )
-
-
-def _chain(first: bytes, rest: Any) -> Any:
-    yield first
-    yield from rest
+    return csv_attachment(lines, f"{id}.errors.csv")
