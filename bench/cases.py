@@ -1,4 +1,4 @@
-"""What is measured, as hashable values: setups, cases, routes and concurrent loads.
+"""What is measured, as hashable values: setups, cases, re-syncs, routes and concurrent loads.
 
 Results are keyed by these objects; nothing is ever parsed back out of a label.
 """
@@ -69,6 +69,29 @@ class Group:
             Case(self.dataset, "create", self.batch, self.lists),
             Case(self.dataset, "update", self.batch, self.lists),
         )
+
+    @property
+    def resync(self) -> Resync:
+        return Resync(self.dataset, self.batch, self.lists)
+
+
+@dataclass(frozen=True)
+class Resync:
+    """The update case's bodies sent again by the import, unchanged, right after it: every
+    contact is already as the body says, so nothing is written."""
+
+    dataset: str
+    batch: int
+    lists: bool = False
+
+    @property
+    def update(self) -> Case:
+        """The case whose bodies it sends again, and whose floor it is compared with."""
+        return Case(self.dataset, "update", self.batch, self.lists)
+
+    @property
+    def label(self) -> str:
+        return f"{self.dataset} re-sync{' +2 lists' if self.lists else ''} {size(self.batch)}"
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,17 @@ from bench.cases import Case, Route, size
 from bench.datasets import SHAPES
 from bench.options import HEADLINE, Options
 from bench.results import SetupResult
-from bench.summary import LoadRow, Row, linearity, load_rows, median, naive_ratio, rows
+from bench.summary import (
+    LoadRow,
+    ResyncRow,
+    Row,
+    linearity,
+    load_rows,
+    median,
+    naive_ratio,
+    resync_rows,
+    rows,
+)
 
 
 def _spread(values: Sequence[float]) -> str:
@@ -78,6 +88,16 @@ def headline(result: SetupResult, options: Options) -> list[str]:
     return lines
 
 
+def _resync_line(row: ResyncRow) -> str:
+    ratio = median(row.ratio)
+    return (
+        f"{row.resync.label} (the update bodies again, unchanged): {median(row.rates):,.0f} "
+        f"contacts/s (median {row.request * 1000:,.0f} ms a request); update: import "
+        f"{median(row.update_import):,.0f}, floor {median(row.update_floor):,.0f}; "
+        f"re-sync ÷ floor update = {ratio:.2f} {targets.RESYNC.judged(ratio)}"
+    )
+
+
 def _load_line(row: LoadRow) -> str:
     return (
         f"{row.load.label}: {row.contacts:,} contacts in {row.wall:.2f} s = "
@@ -105,6 +125,7 @@ def console(result: SetupResult, options: Options) -> str:
         lines.append(
             f"{row.case.label:<30} {median(row.imports):>9,.0f} {rates}  {ratio:>12} {real:>5}{pk}"
         )
+    lines += [_resync_line(row) for row in resync_rows(result)]
     lines += headline(result, options)
     lines += [_load_line(row) for row in load_rows(result)]
     return "\n".join(lines)
@@ -138,6 +159,27 @@ def _table_row(row: Row, floors: Sequence[Route], pk: bool) -> str:
     )
 
 
+def _resyncs(result: SetupResult) -> list[str]:
+    resync = resync_rows(result)
+    if not resync:
+        return []
+    out = [
+        "",
+        "| re-sync (the update bodies again, unchanged) | re-sync | update: import "
+        f"| update: floor{_floor_label(result)} "
+        f"| re-sync ÷ floor update (target {targets.RESYNC.text}) |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for row in resync:
+        ratio = median(row.ratio)
+        out.append(
+            f"| {row.resync.label} | {median(row.rates):,.0f}{_spread(row.rates)} "
+            f"| {median(row.update_import):,.0f} | {median(row.update_floor):,.0f} "
+            f"| {ratio:.2f} {targets.RESYNC.mark(ratio)} |"
+        )
+    return out
+
+
 def _loads(result: SetupResult) -> list[str]:
     load = load_rows(result)
     if not load:
@@ -159,10 +201,11 @@ def _loads(result: SetupResult) -> list[str]:
 
 
 def _section(result: SetupResult, options: Options) -> list[str]:
-    out = [f"## {result.setup.label} — {result.version}", "", *_table(result), *_loads(result)]
-    out.append("")
+    out = [f"## {result.setup.label} — {result.version}", "", *_table(result)]
+    out += [*_resyncs(result), *_loads(result), ""]
     out += [f"- {line}" for line in headline(result, options)]
     timings = [f"{row.case.label}: {row.request * 1000:,.0f} ms" for row in rows(result)]
+    timings += [f"{row.resync.label}: {row.request * 1000:,.0f} ms" for row in resync_rows(result)]
     out.append("- median time of one import request: " + "; ".join(timings))
     out += [f"- {note}" for note in result.notes]
     out.append(f"- wall time of this setup: {result.seconds:,.0f} s")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import statistics
 from dataclasses import dataclass, field
 
-from bench.cases import Case, Load, Route, Setup
+from bench.cases import Case, Load, Resync, Route, Setup
 
 
 @dataclass
@@ -48,6 +48,8 @@ class SetupResult:
     version: str = ""
     routes: tuple[Route, ...] = ()
     runs: dict[Case, dict[Route, list[Run]]] = field(default_factory=dict)
+    #: The import's re-syncs, one run per repeat.
+    resyncs: dict[Resync, list[Run]] = field(default_factory=dict)
     loads: dict[Load, list[LoadRun]] = field(default_factory=dict)
     naive: list[float] = field(default_factory=list)
     idle_rss_kib: int = 0
@@ -61,6 +63,10 @@ class SetupResult:
 
     def record(self, case: Case, route: Route, run: Run) -> None:
         self.runs.setdefault(case, {}).setdefault(route, []).append(run)
+        self.problems += run.problems
+
+    def record_resync(self, resync: Resync, run: Run) -> None:
+        self.resyncs.setdefault(resync, []).append(run)
         self.problems += run.problems
 
     def record_load(self, load: Load, run: LoadRun) -> None:

@@ -2,8 +2,9 @@
 
 Per dataset and repeat, for each group of cases, every route (the import over HTTP, then
 each floor; the order rotates from one repeat to the next) starts from empty tables and
-applies the same batches, one request or transaction at a time. The first repeat checks
-what every route stored. Then the naive path, then the concurrent loads.
+applies the same batches, one request or transaction at a time; the import then sends the
+update bodies once more (the re-sync, nothing to write). The first repeat checks what every
+route stored. Then the naive path, then the concurrent loads.
 """
 
 from __future__ import annotations
@@ -22,7 +23,15 @@ from bench.cases import IMPORT, Case, Group, Load, Route
 from bench.datasets import SHAPES, Dataset, generate
 from bench.floor import Floor
 from bench.options import HEADLINE, WORK_DIR, Options
-from bench.paths import Bodies, encode, floor_case, import_case, naive_rate, source
+from bench.paths import (
+    Bodies,
+    encode,
+    floor_case,
+    import_case,
+    naive_rate,
+    resync_case,
+    source,
+)
 from bench.results import Run, SetupResult
 from bench.server import log_problems, reset_peak_rss, rss_kib, serve
 from bench.tables import PK_ONLY, PROJECT
@@ -41,6 +50,13 @@ def say(message: str) -> None:
 def clock() -> str:
     """Seconds since the benchmark started, for the progress lines."""
     return f"{time.perf_counter() - _STARTED:,.0f} s"
+
+
+def _progress(label: str, route: Route, run: Run) -> None:
+    say(
+        f"   {label:<30} {route.label:<28} {run.rate:>9,.0f} contacts/s"
+        f"  (median {run.median_seconds * 1000:,.0f} ms)"
+    )
 
 
 @dataclass
@@ -156,10 +172,12 @@ class Session:
             for case in group.cases:
                 run = self.apply(live, route, case, dataset, bodies[case])
                 self.result.record(case, route, run)
-                say(
-                    f"   {case.label:<30} {route.label:<28} {run.rate:>9,.0f} contacts/s"
-                    f"  (median {run.median_seconds * 1000:,.0f} ms)"
-                )
+                _progress(case.label, route, run)
+            if route == IMPORT:
+                resync = group.resync
+                run = resync_case(live.client, resync, bodies[resync.update])
+                self.result.record_resync(resync, run)
+                _progress(resync.label, route, run)
             if repeat == 0:
                 self.check(route, dataset, group.lists, f"after {group.cases[-1].label}")
 

@@ -7,7 +7,7 @@ import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from bench.cases import IMPORT, Case, Load, Route
+from bench.cases import IMPORT, Case, Load, Resync, Route
 from bench.results import SetupResult
 
 
@@ -58,6 +58,34 @@ def rows(result: SetupResult) -> list[Row]:
         request = median([r.median_seconds for r in result.of(case, IMPORT)])
         ratio = _ratios(imports, floor_rates(result, case))
         out.append(Row(case, imports, floors, ratio, _ratios(imports, pk_only), request))
+    return out
+
+
+@dataclass
+class ResyncRow:
+    """One re-sync beside the update case it repeats."""
+
+    resync: Resync
+    rates: list[float]
+    #: The import's update rate of the same case, per repeat (reference).
+    update_import: list[float]
+    #: The fastest floor's update rate of the same case, per repeat.
+    update_floor: list[float]
+    #: re-sync rate ÷ the fastest floor's update rate, per repeat.
+    ratio: list[float]
+    #: Median time of one re-sync request, in seconds.
+    request: float
+
+
+def resync_rows(result: SetupResult) -> list[ResyncRow]:
+    """Every re-sync measured, in the order it ran."""
+    out = []
+    for resync, runs in result.resyncs.items():
+        rates = [r.rate for r in runs]
+        floor = floor_rates(result, resync.update)
+        request = median([r.median_seconds for r in runs])
+        imports = [r.rate for r in result.of(resync.update, IMPORT)]
+        out.append(ResyncRow(resync, rates, imports, floor, _ratios(rates, floor), request))
     return out
 
 

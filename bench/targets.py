@@ -42,5 +42,7 @@ NAIVE = Target(20.0, at_least=True)
 RSS_MB = Target(150.0, at_least=False)
 #: Time of one large request ÷ time of one small request.
 LINEARITY = Target(11.0, at_least=False)
+#: Re-sync (the update bodies sent again, unchanged) ÷ the floor's update rate, same case.
+RESYNC = Target(3.0, at_least=True)
 #: Answers other than 200 under concurrent load.
 FAILURES = Target(0.0, at_least=False)
