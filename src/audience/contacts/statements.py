@@ -14,26 +14,29 @@ from datetime import datetime
 from audience.db.models import DATETIME_FIELDS, FIELDS, JSON_FIELDS, NUMBER_FIELDS, TEXT_FIELDS
 
 
-def pg_type(name: str) -> str:
+def pg_type(name: str, *, staged: bool = False) -> str:
+    """A field's type as the batch carries it: JSON as text in arrays (cast by the
+    statement), as jsonb in the COPY stage (its text sent as it is: stage_json_text)."""
     if name in NUMBER_FIELDS:
         return "float8"
     if name in DATETIME_FIELDS:
         return "timestamptz"
-    return "text"  # JSON travels as text and is cast to jsonb by the INSERT
+    return "jsonb" if staged and name in JSON_FIELDS else "text"
 
 
 _COLUMNS = ", ".join(FIELDS)
 _BIT = {name: 1 << k for k, name in enumerate(FIELDS)}
 
 
-def _given(name: str) -> str:
-    """The staged value of a field as the column's type (JSON travels as text)."""
-    return f"s.{name}::jsonb" if name in JSON_FIELDS else f"s.{name}"
+def _given(name: str, typed: bool = False) -> str:
+    """The given value of a field as the column's type: JSON travels as text in arrays
+    (`typed` False), as jsonb in the COPY stage (parsed once, by the COPY)."""
+    return f"s.{name}::jsonb" if name in JSON_FIELDS and not typed else f"s.{name}"
 
 
-def _merged(name: str, merge: str) -> str:
+def _merged(name: str, merge: str, typed: bool) -> str:
     """The field's value after the import (docs/import.md: update semantics, merge)."""
-    given, stored = _given(name), f"o.{name}"
+    given, stored = _given(name, typed), f"o.{name}"
     if merge == "overwrite":  # absent keeps, null clears, a value replaces
         cleared = f"(s.nulls & {_BIT[name]}) <> 0"
         return f"CASE WHEN {cleared} THEN NULL ELSE COALESCE({given}, {stored}) END"
@@ -51,13 +54,15 @@ def _mask(test: str, merged: list[tuple[str, str]]) -> str:
     )
 
 
-def _apply(source: str, merge: str) -> str:
+def _apply(source: str, merge: str, typed: bool) -> str:
     """One statement, run once `_claim` has inserted the batch's new contacts and locked
     its stored ones, that merges the given fields into the stored rows and rewrites only
     the rows that change: an update that changes nothing writes nothing. Per row: the mask
     of the fields changed (a row the claim created changes nothing here). The rows are
-    locked already: each is read by its primary key, whatever the planner's statistics."""
-    merged = [(name, _merged(name, merge)) for name in FIELDS]
+    locked already; each is read by its primary key, whatever the planner's statistics
+    (`OFFSET 0` keeps the lateral subquery a probe per row: flattened into a join, it could
+    be planned as a scan of the whole workspace)."""
+    merged = [(name, _merged(name, merge, typed)) for name in FIELDS]
     return f"""
 WITH judged AS (
     SELECT s.email, {", ".join(f"{expr} AS {name}" for name, expr in merged)},
@@ -66,6 +71,7 @@ WITH judged AS (
     CROSS JOIN LATERAL (
         SELECT {", ".join(f"c.{n}" for n in FIELDS)} FROM contacts AS c
         WHERE c.workspace_id = %(ws)b AND c.email = s.email
+        OFFSET 0
     ) AS o
 ), updated AS (
     INSERT INTO contacts (workspace_id, email, {_COLUMNS}, created_at, updated_at)
@@ -78,7 +84,7 @@ SELECT j.email, j.changed FROM judged AS j
 """
 
 
-def _claim(source: str) -> str:
+def _claim(source: str, typed: bool) -> str:
     """One pass over the batch in email order that inserts its new contacts (as given) and
     locks its stored ones (`DO UPDATE ... WHERE false` locks and writes nothing): new and
     stored rows are locked in one order, email, whichever of them a concurrent import sees
@@ -90,7 +96,7 @@ def _claim(source: str) -> str:
     )
     return f"""
 INSERT INTO contacts (workspace_id, email, {_COLUMNS}, created_at, updated_at)
-SELECT %(ws)b, s.email, {", ".join(_given(n) for n in FIELDS)}, %(now)b, %(now)b
+SELECT %(ws)b, s.email, {", ".join(_given(n, typed) for n in FIELDS)}, %(now)b, %(now)b
 FROM {source} AS s
 ON CONFLICT (workspace_id, email) DO UPDATE SET updated_at = contacts.updated_at WHERE false
 RETURNING email, {stored}
@@ -102,23 +108,24 @@ RETURNING email, {stored}
 #: Created once per session (IF NOT EXISTS), emptied by every commit (and between rounds).
 PG_STAGE = f"""
 CREATE TEMPORARY TABLE IF NOT EXISTS import_stage (
-    email text NOT NULL, {", ".join(f"{n} {pg_type(n)}" for n in FIELDS)}, nulls int8 NOT NULL
+    email text NOT NULL, {", ".join(f"{n} {pg_type(n, staged=True)}" for n in FIELDS)},
+    nulls int8 NOT NULL
 ) ON COMMIT DELETE ROWS
 """
-PG_STAGE_TYPES = ["text", *(pg_type(n) for n in FIELDS), "int8"]
+PG_STAGE_TYPES = ["text", *(pg_type(n, staged=True) for n in FIELDS), "int8"]
 PG_COPY = f"COPY import_stage (email, {_COLUMNS}, nulls) FROM STDIN (FORMAT BINARY)"
 PG_UNSTAGE = "TRUNCATE import_stage"
 _STAGED = '(SELECT * FROM import_stage ORDER BY email COLLATE "C")'
-PG_APPLY_STAGED = {merge: _apply(_STAGED, merge) for merge in ("overwrite", "fill_blanks")}
-PG_CLAIM_STAGED = _claim(_STAGED)
+PG_APPLY_STAGED = {m: _apply(_STAGED, m, typed=True) for m in ("overwrite", "fill_blanks")}
+PG_CLAIM_STAGED = _claim(_STAGED, typed=True)
 
 # --- PostgreSQL, unnest mode: the batch travels as binary arrays ------------------------------
 
 _ARRAY_PARAMS = ", ".join(f"%({n})b::{pg_type(n)}[]" for n in FIELDS)
 _ARRAYS = f"""(SELECT * FROM unnest(%(email)b::text[], {_ARRAY_PARAMS}, %(nulls)b::int8[])
     AS u(email, {_COLUMNS}, nulls) ORDER BY email COLLATE "C")"""
-PG_APPLY_ARRAYS = {merge: _apply(_ARRAYS, merge) for merge in ("overwrite", "fill_blanks")}
-PG_CLAIM_ARRAYS = _claim(_ARRAYS)
+PG_APPLY_ARRAYS = {m: _apply(_ARRAYS, m, typed=False) for m in ("overwrite", "fill_blanks")}
+PG_CLAIM_ARRAYS = _claim(_ARRAYS, typed=False)
 
 # --- memberships, both databases' statements --------------------------------------------------
 
