@@ -475,13 +475,16 @@ class Worker:
         return True
 
     def claim(self) -> Job | None:
-        now = utcnow()
         with transaction(self.engine, write=False) as conn:  # most polls find nothing
-            if not JobRepository.candidates(conn, now=now, limit=1):
+            if not JobRepository.candidates(conn, now=utcnow(), limit=1):
                 return None
-        until = now + timedelta(seconds=self.settings.import_lease_seconds)
         with transaction(self.engine, write=True) as conn:
-            for workspace_id, job_id in JobRepository.candidates(conn, now=now, limit=20):
+            found = JobRepository.candidates(conn, now=utcnow(), limit=20)
+            # The time once the transaction has begun (SQLite: after waiting for the write
+            # lock): the job's started_at and its lease start when it is really taken.
+            now = utcnow()
+            until = now + timedelta(seconds=self.settings.import_lease_seconds)
+            for workspace_id, job_id in found:
                 job = JobRepository(conn, workspace_id).claim(
                     job_id, owner=self.owner, now=now, until=until
                 )
