@@ -146,6 +146,10 @@ def test_counters_add_up_over_workers_and_count_every_refusal(
         AUDIENCE_MAX_CONCURRENT_REQUESTS=str(MAX_CONCURRENT),
         AUDIENCE_DB_LOCK_TIMEOUT_SECONDS=str(LOCK_WAIT),
         AUDIENCE_SQLITE_BUSY_TIMEOUT_SECONDS=str(LOCK_WAIT),
+        # No background work that holds a pooled connection when the gauge is read: no
+        # import worker polling, no statistics check during the test.
+        AUDIENCE_IMPORT_WORKERS="0",
+        AUDIENCE_STATISTICS_CHECK_SECONDS="3600",
     )
     url, ws = server.base_url, tenant.id
     token = uuid.uuid4().hex[:12]

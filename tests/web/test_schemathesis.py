@@ -152,8 +152,8 @@ def steer(case: Any, data: st.DataObject, workspace_id: str, issued: Issued) -> 
         contacts = values.get("contacts") or [values.get("contact")]
         for contact in contacts if isinstance(contacts, list) else []:
             if isinstance(contact, dict):
-                for name in JSON_FIELDS:
-                    if isinstance(contact.get(name), list):
+                for name in JSON_FIELDS:  # an array nested in an array, at any depth
+                    if isinstance(contact.get(name), list | dict):
                         contact[name] = _without_nul(contact[name])
 
 
