@@ -34,7 +34,7 @@ from tests.conftest import Tenant
 from tests.reliability.conftest import assert_no_traceback
 from tests.reliability.routes import SEED_EMAIL, SEED_EXTERNAL_ID, SEED_LIST, seed
 
-EXAMPLES_PER_OPERATION = 30
+EXAMPLES_PER_OPERATION = 20
 CHECKS = [
     not_a_server_error,
     response_schema_conformance,

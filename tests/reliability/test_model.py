@@ -79,7 +79,7 @@ ABSENT: Any = _Absent()
 #: What str.strip() removes and the server must too (ASCII, NBSP, em space, ideographic space).
 PADDING = ("", "", " ", "\t", "\u00a0", "\n ", "\u2003", "\u3000")
 
-EXAMPLES = 25
+EXAMPLES = 15
 STEPS = 10
 #: Figures of the last run of each backend, printed for docs/reliability.md.
 STATS: dict[str, int] = {}

@@ -55,7 +55,7 @@ from tests.web.support import (
     seed,
 )
 
-EXAMPLES_PER_OPERATION = 25
+EXAMPLES_PER_OPERATION = 15
 CHECKS = [
     not_a_server_error,
     positive_data_acceptance,
