@@ -151,17 +151,29 @@ def membership_status(form: FormData) -> MembershipStatus:
         ) from None
 
 
-def import_options(form: FormData, header: Sequence[str]) -> JobOptions:
-    """The mapping step of an import, as imports.create takes its `options` (and checked by
-    the same rules): each column's field (`column-<n>`, empty: not imported), the lists
-    checked, the list status, the merge policy and the dry run."""
-    mapping = {column: text(form, f"column-{n}") or None for n, column in enumerate(header)}
-    options = {
-        "mapping": mapping,
-        "subscribe_to_lists": [v for v in form.getlist("lists") if isinstance(v, str) and v],
+def import_choices(form: FormData, columns: int) -> dict[str, Any]:
+    """What the mapping step of an import chose, as the page shows it (again): each
+    column's field (`column-<n>`, None: not imported), the lists checked, the list status,
+    the merge policy, empty cells clearing, the dry run. An empty form: the defaults."""
+    return {
+        "fields": [text(form, f"column-{n}") or None for n in range(columns)],
+        "lists": [v for v in form.getlist("lists") if isinstance(v, str) and v],
         "list_status": text(form, "list_status") or "subscribed",
         "merge": text(form, "merge") or "overwrite",
         "dry_run": text(form, "dry_run") == "on",
         "empty_clears": text(form, "empty_clears") == "on",
+    }
+
+
+def import_options(choices: dict[str, Any], header: Sequence[str]) -> JobOptions:
+    """The choices of the mapping step as imports.create takes its `options`, checked by
+    the same rules."""
+    options = {
+        "mapping": dict(zip(header, choices["fields"], strict=True)),
+        "subscribe_to_lists": choices["lists"],
+        "list_status": choices["list_status"],
+        "merge": choices["merge"],
+        "dry_run": choices["dry_run"],
+        "empty_clears": choices["empty_clears"],
     }
     return import_jobs.parse_options(msgspec.json.encode(options).decode())

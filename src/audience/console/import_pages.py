@@ -11,7 +11,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, StreamingResponse
 from sqlalchemy import Connection
 from starlette.concurrency import run_in_threadpool
-from starlette.datastructures import UploadFile
+from starlette.datastructures import FormData, UploadFile
 
 from audience.console import forms
 from audience.console.deps import ContactsRead, ContactsWrite, Form
@@ -76,7 +76,7 @@ def import_page(request: Request, session: ContactsRead, db: ReadDb, job_id: str
     """A draft's mapping step, or a job's progress (htmx asks for the progress alone)."""
     job = drafts.get_draft_or_job(db, workspace_id=session.caller.workspace_id, job_id=job_id)
     if drafts.is_draft(job):
-        return _mapping(request, session, db, job)
+        return _mapping(request, session, db, job, drafts.preview(request.app.state.engine, job))
     return page(request, "import.html", session, block="progress", job=job, finished=FINISHED)
 
 
@@ -89,19 +89,20 @@ def start(
     job = drafts.get_draft_or_job(db, workspace_id=session.caller.workspace_id, job_id=job_id)
     if not drafts.is_draft(job):
         return RedirectResponse(f"{IMPORTS}/{job.id}", status_code=303)
-    header = drafts.preview(engine, job).header
+    preview = drafts.preview(engine, job)
+    chosen = forms.import_choices(form, len(preview.header))
     try:
-        options = forms.import_options(form, header)
         drafts.start_draft(
             engine,
             caller=session.caller,
             job_id=job_id,
-            options=options,
+            header=preview.header,
+            options=forms.import_options(chosen, preview.header),
             max_lists=cfg.max_lists_per_import,
         )
     except BadRequest as exc:
-        sent = _sent(form, header)
-        return _mapping(request, session, db, job, sent, exc.message.removeprefix("options: "))
+        error = exc.message.removeprefix("options: ")
+        return _mapping(request, session, db, job, preview, chosen, error)
     return RedirectResponse(f"{IMPORTS}/{job_id}", status_code=303)
 
 
@@ -161,18 +162,12 @@ def _mapping(
     session: ActiveSession,
     db: Connection,
     job: Job,
-    sent: dict[str, Any] | None = None,
+    preview: drafts.Preview,
+    chosen: dict[str, Any] | None = None,
     error: str | None = None,
 ) -> HTMLResponse:
-    preview = drafts.preview(request.app.state.engine, job)
-    chosen = sent or {
-        "fields": preview.suggested,
-        "lists": [],
-        "list_status": "subscribed",
-        "merge": "overwrite",
-        "dry_run": False,
-        "empty_clears": False,
-    }
+    if chosen is None:  # the defaults, each column's field as the API's matching suggests
+        chosen = forms.import_choices(FormData(), 0) | {"fields": preview.suggested}
     return page(
         request,
         "import_mapping.html",
@@ -187,14 +182,3 @@ def _mapping(
         list_statuses=LIST_STATUSES,
         merge_policies=MERGE_POLICIES,
     )
-
-
-def _sent(form: Any, header: list[str]) -> dict[str, Any]:
-    return {
-        "fields": [forms.text(form, f"column-{n}") or None for n in range(len(header))],
-        "lists": [v for v in form.getlist("lists") if isinstance(v, str)],
-        "list_status": forms.text(form, "list_status"),
-        "merge": forms.text(form, "merge"),
-        "dry_run": forms.text(form, "dry_run") == "on",
-        "empty_clears": forms.text(form, "empty_clears") == "on",
-    }

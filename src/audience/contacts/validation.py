@@ -73,16 +73,6 @@ class ContactBatch:
     def __len__(self) -> int:
         return len(self.emails)
 
-    def take(self, rows: Sequence[int]) -> ContactBatch:
-        """The batch of these rows only (in their order)."""
-        return ContactBatch(
-            [self.emails[r] for r in rows],
-            [[column[r] for r in rows] for column in self.columns],
-            [self.nulls[r] for r in rows],
-            [self.positions[r] for r in rows],
-            [self.list_statuses[r] for r in rows],
-        )
-
 
 @dataclass(slots=True)
 class Validation:

@@ -94,30 +94,36 @@ def preview(engine: Engine, job: Job) -> Preview:
 
 
 def start_draft(
-    engine: Engine, *, caller: Caller, job_id: str, options: JobOptions, max_lists: int
+    engine: Engine,
+    *,
+    caller: Caller,
+    job_id: str,
+    header: list[str],
+    options: JobOptions,
+    max_lists: int,
 ) -> Job:
     """Queue the draft with these options: the checks of imports.create (permissions, lists
-    that exist), and a mapping that gives the email a column."""
+    that exist), and a mapping of the file's `header` (its preview's) that gives the email a
+    column."""
     check_request(caller, options, max_lists)
-    with transaction(engine, write=False) as conn:
-        job = _draft(conn, caller.workspace_id, job_id)
-    if job.format == "csv":
-        header = preview(engine, job).header
-        try:
-            map_header(header, options.mapping, option="mapping")
-        except MappingError:
-            raise BadRequest(
-                "no column is mapped to email: choose the column that holds it"
-            ) from None
     with transaction(engine, write=True) as conn:
         if options.subscribe_to_lists:
             lists.lock_for_subscribe(
                 conn, workspace_id=caller.workspace_id, list_ids=options.subscribe_to_lists
             )
         job = _draft(conn, caller.workspace_id, job_id)
+        if job.format == "csv":
+            _check_mapping(header, options)
         JobRepository(conn, caller.workspace_id).queue(job_id, options)
     job.status, job.options = "queued", options
     return job
+
+
+def _check_mapping(header: list[str], options: JobOptions) -> None:
+    try:
+        map_header(header, options.mapping, option="mapping")
+    except MappingError:
+        raise BadRequest("no column is mapped to email: choose the column that holds it") from None
 
 
 def discard_draft(conn: Connection, *, workspace_id: str, job_id: str) -> None:

@@ -65,7 +65,7 @@ log = logging.getLogger("audience.import_jobs")
 
 #: A worker acts for the job's workspace with what imports.create checked the key could do.
 _PERMISSIONS = frozenset({Permission.CONTACTS_WRITE, Permission.LISTS_WRITE})
-#: A batch that meets a deadlock or a concurrent insert of the same email is tried again.
+#: A batch that meets a deadlock (or a serialization failure) is tried again.
 _BATCH_ATTEMPTS = 5
 #: Rows read between two lease renewals while the file is counted.
 _RENEW_EVERY_ROWS = 20_000
