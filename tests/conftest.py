@@ -1,8 +1,12 @@
-"""Fixtures: every storage test runs on SQLite and on PostgreSQL, each test on a clean database.
+"""Fixtures: every storage test runs on SQLite, on PostgreSQL and on Citus, each test on a
+clean database.
 
 SQLite: the schema is migrated once into a template file, copied for each test.
 PostgreSQL (when AUDIENCE_TEST_DATABASE_URL is set): one database per xdist worker, migrated
 once, emptied after each test.
+Citus (when AUDIENCE_TEST_CITUS_URL names a coordinator's database, e.g. the cluster of
+`.ci/citus-cluster start`): the same, the database made on every node of the cluster and
+distributed by `upgrade` as `audience db upgrade` does it.
 """
 
 from __future__ import annotations
@@ -32,7 +36,15 @@ from audience.workspaces import service as workspaces
 SECRET = "test-secret-key-of-at-least-32-characters"
 PG_URL = os.environ.get("AUDIENCE_TEST_DATABASE_URL", "")
 REQUIRE_PG = os.environ.get("AUDIENCE_REQUIRE_POSTGRES") == "1"
-BACKENDS = ["sqlite", "postgres"]
+CITUS_URL = os.environ.get("AUDIENCE_TEST_CITUS_URL", "")
+REQUIRE_CITUS = os.environ.get("AUDIENCE_REQUIRE_CITUS") == "1"
+#: The backends of the storage tests; SERVER_BACKENDS are the two of them kept by the tests
+#: that run a whole server per backend for another purpose (the console in a browser).
+BACKENDS = ["sqlite", "postgres", "citus"]
+SERVER_BACKENDS = ["sqlite", "postgres"]
+#: Shards per distributed table in the test databases (the default, 32, makes every
+#: clean-up of a test touch 32 shards of each table).
+CITUS_TEST_SHARDS = 4
 
 # The tests build their own settings: an operator's AUDIENCE_* variables (a lower contact
 # limit, another database) must not reach them. Only the test configuration itself stays.
@@ -42,8 +54,12 @@ for _name in [n for n in os.environ if n.startswith("AUDIENCE_")]:
 
 
 PG_SKIPPED = (
-    "PostgreSQL half of the suite skipped: set AUDIENCE_TEST_DATABASE_URL to run it "
+    "PostgreSQL part of the suite skipped: set AUDIENCE_TEST_DATABASE_URL to run it "
     "(README, Tests and benchmarks)"
+)
+CITUS_SKIPPED = (
+    "Citus part of the suite skipped: set AUDIENCE_TEST_CITUS_URL to run it "
+    "(docs/scaling.md, Tests)"
 )
 
 
@@ -52,16 +68,27 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(
             "AUDIENCE_REQUIRE_POSTGRES=1 but AUDIENCE_TEST_DATABASE_URL is not set"
         )
+    if REQUIRE_CITUS and not CITUS_URL:
+        raise pytest.UsageError("AUDIENCE_REQUIRE_CITUS=1 but AUDIENCE_TEST_CITUS_URL is not set")
+
+
+def _missing_backends() -> dict[str, str]:
+    """The backends not configured, with the line that says so."""
+    missing = {}
+    if not PG_URL:
+        missing["postgres"] = PG_SKIPPED
+    if not CITUS_URL:
+        missing["citus"] = CITUS_SKIPPED
+    return missing
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Without PostgreSQL, its half is left out quietly: one line says so, not one a test."""
-    if PG_URL:
-        return
-    on_postgres = [item for item in items if _backend_of(item) == "postgres"]
-    if on_postgres:
-        config.hook.pytest_deselected(items=on_postgres)
-        items[:] = [item for item in items if _backend_of(item) != "postgres"]
+    """A backend not configured is left out quietly: one line says so, not one a test."""
+    missing = _missing_backends()
+    left_out = [item for item in items if _backend_of(item) in missing]
+    if left_out:
+        config.hook.pytest_deselected(items=left_out)
+        items[:] = [item for item in items if _backend_of(item) not in missing]
 
 
 def _backend_of(item: pytest.Item) -> str | None:
@@ -69,13 +96,13 @@ def _backend_of(item: pytest.Item) -> str | None:
     return None if callspec is None else callspec.params.get("backend")
 
 
-def pytest_report_header(config: pytest.Config) -> str | None:
-    return None if PG_URL else PG_SKIPPED
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    return list(_missing_backends().values())
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
-    if not PG_URL:
-        terminalreporter.write_line(PG_SKIPPED)
+    for line in _missing_backends().values():
+        terminalreporter.write_line(line)
 
 
 def _database_name() -> str:
@@ -119,6 +146,112 @@ def postgres_url() -> Iterator[str]:
     admin.dispose()
 
 
+@pytest.fixture(scope="session")
+def citus_url() -> Iterator[str]:
+    """A migrated, distributed database of this xdist worker's own on the Citus cluster."""
+    if not CITUS_URL:
+        pytest.skip("Citus not configured (set AUDIENCE_TEST_CITUS_URL)")
+    name = _database_name()
+    try:
+        url = create_citus_database(name)
+    except Exception as exc:
+        if REQUIRE_CITUS:
+            raise
+        pytest.skip(f"Citus unreachable: {exc}")
+    engine = build_engine(Settings(database_url=url))
+    upgrade(engine)
+    engine.dispose()
+    yield url
+    drop_citus_database(name)
+
+
+def _citus_nodes() -> list[tuple[str, int, bool]]:
+    """(host, port, is coordinator) of every node of the cluster AUDIENCE_TEST_CITUS_URL is on."""
+    admin = create_engine(Settings(database_url=CITUS_URL).sqlalchemy_url)
+    try:
+        with admin.connect() as conn:
+            rows = conn.execute(
+                text("SELECT nodename, nodeport, groupid = 0 FROM pg_dist_node ORDER BY groupid")
+            ).all()
+    finally:
+        admin.dispose()
+    return [(host, port, coordinator) for host, port, coordinator in rows]
+
+
+def _on_node(host: str, port: int, database: str) -> str:
+    base = make_url(Settings(database_url=CITUS_URL).sqlalchemy_url)
+    return base.set(host=host, port=port, database=database).render_as_string(hide_password=False)
+
+
+def create_citus_database(name: str, *, coordinator_extension: bool = True) -> str:
+    """A new database `name` on every node of the test cluster, with Citus in it and the
+    workers registered (Citus propagates neither CREATE DATABASE nor the nodes); its URL on
+    the coordinator. Without the schema: `upgrade` distributes it. Without
+    `coordinator_extension` the coordinator's database is a plain PostgreSQL database (the
+    workers' are ready: register_nodes after CREATE EXTENSION makes it a coordinator)."""
+    nodes = _citus_nodes()
+    maintenance = make_url(Settings(database_url=CITUS_URL).sqlalchemy_url).database or "postgres"
+    for host, port, first in nodes:
+        admin = create_engine(_on_node(host, port, maintenance), isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+            shards = f"citus.shard_count = {CITUS_TEST_SHARDS}"
+            conn.execute(text(f'ALTER DATABASE "{name}" SET {shards}'))
+        admin.dispose()
+        if first and not coordinator_extension:
+            continue
+        node = create_engine(_on_node(host, port, name), isolation_level="AUTOCOMMIT")
+        with node.connect() as conn:
+            conn.execute(text("CREATE EXTENSION citus"))
+        node.dispose()
+    (coordinator,) = [(host, port) for host, port, first in nodes if first]
+    url = _on_node(*coordinator, name)
+    if coordinator_extension:
+        register_nodes(url)
+    return url
+
+
+def register_nodes(url: str) -> None:
+    """The test cluster's coordinator and workers registered in the database at `url` (on
+    the coordinator, with the extension created)."""
+    nodes = _citus_nodes()
+    engine = create_engine(url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        for host, port, first in nodes:
+            if first:
+                conn.execute(
+                    text("SELECT citus_set_coordinator_host(:h, :p)"), {"h": host, "p": port}
+                )
+            else:
+                conn.execute(text("SELECT citus_add_node(:h, :p)"), {"h": host, "p": port})
+    engine.dispose()
+
+
+def drop_citus_database(name: str) -> None:
+    """Drop `name` on every node of the test cluster, the coordinator first."""
+    maintenance = make_url(Settings(database_url=CITUS_URL).sqlalchemy_url).database or "postgres"
+    for host, port, _ in _citus_nodes():
+        admin = create_engine(_on_node(host, port, maintenance), isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def server_database(backend: str, request: pytest.FixtureRequest) -> str:
+    """The migrated database of this xdist worker on a server backend (postgres or citus)."""
+    return str(request.getfixturevalue("citus_url" if backend == "citus" else "postgres_url"))
+
+
+def empty_tables(url: str) -> None:
+    """Every table of the schema emptied (a server backend's database, after a test)."""
+    engine = create_engine(url)
+    tables = ", ".join(t.name for t in metadata.sorted_tables)
+    with engine.begin() as conn:
+        conn.execute(text(f"TRUNCATE {tables} CASCADE"))
+    engine.dispose()
+
+
 @pytest.fixture(params=BACKENDS)
 def backend(request: pytest.FixtureRequest) -> str:
     return str(request.param)
@@ -132,13 +265,9 @@ def database_url(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -
         shutil.copyfile(request.getfixturevalue("sqlite_template"), path)
         yield f"sqlite:///{path}"
         return
-    url = request.getfixturevalue("postgres_url")
+    url = server_database(backend, request)
     yield url
-    engine = create_engine(url)
-    tables = ", ".join(t.name for t in metadata.sorted_tables)
-    with engine.begin() as conn:
-        conn.execute(text(f"TRUNCATE {tables} CASCADE"))
-    engine.dispose()
+    empty_tables(url)
 
 
 @pytest.fixture

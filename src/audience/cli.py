@@ -19,6 +19,7 @@ from sqlalchemy import Connection
 from audience.api_keys import service as api_keys
 from audience.api_keys.schemas import ALL_PERMISSIONS, parse_permissions
 from audience.config import Settings
+from audience.db.distribute import is_citus
 from audience.db.engine import build_engine
 from audience.db.migrate import upgrade
 from audience.db.session import transaction
@@ -158,12 +159,42 @@ def load_settings() -> Settings:
 
 @db_app.command("upgrade")
 def db_upgrade() -> None:
-    """Apply every pending schema migration (safe to run from several processes at once)."""
+    """Apply every pending schema migration (safe to run from several processes at once).
+    On a Citus coordinator, the tables are distributed too (docs/scaling.md)."""
+    settings = load_settings()
+    engine = build_engine(settings)
     try:
-        _migrate(load_settings())
+        upgrade(engine, progress=typer.echo)
     except AppError as exc:
         fail(exc.message)
+    finally:
+        engine.dispose()
     typer.echo("database schema is up to date")
+
+
+@db_app.command("distribute")
+def db_distribute() -> None:
+    """Turn a PostgreSQL database with the Citus extension into a distributed one: the schema
+    brought up to date, then every table not distributed yet distributed by workspace, its
+    rows moved to the workers, a line per table (docs/scaling.md)."""
+    settings = load_settings()
+    if settings.is_sqlite:
+        fail("a SQLite database cannot be distributed: it needs PostgreSQL with Citus", code=2)
+    engine = build_engine(settings)
+    try:
+        with engine.connect() as conn:
+            if not is_citus(conn):
+                fail(
+                    "the database has no Citus extension: install Citus, CREATE EXTENSION "
+                    "citus and add the worker nodes first (docs/scaling.md)",
+                    code=2,
+                )
+        done = upgrade(engine, progress=typer.echo)
+    except AppError as exc:
+        fail(exc.message)
+    finally:
+        engine.dispose()
+    typer.echo("every table is distributed" + ("" if done else " (it was already)"))
 
 
 @workspace_app.command("create")

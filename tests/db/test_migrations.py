@@ -31,7 +31,7 @@ from audience.db.models import (
 )
 from audience.db.session import transaction
 from audience.kit.clock import utcnow
-from tests.conftest import PG_URL
+from tests.conftest import PG_URL, create_citus_database, drop_citus_database
 
 
 @contextmanager
@@ -39,6 +39,14 @@ def fresh_database(backend: str, tmp_path: Path, request: pytest.FixtureRequest)
     """The URL of a database with nothing in it, not even the schema; dropped afterwards."""
     if backend == "sqlite":
         yield f"sqlite:///{tmp_path / 'fresh.db'}"
+        return
+    if backend == "citus":
+        request.getfixturevalue("citus_url")  # skips (or fails) as the suite does without it
+        name = f"audience_fresh_{uuid.uuid4().hex[:16]}"
+        try:
+            yield create_citus_database(name)
+        finally:
+            drop_citus_database(name)
         return
     request.getfixturevalue("postgres_url")  # skips (or fails) as the suite does without PG
     admin_url = Settings(database_url=PG_URL).sqlalchemy_url

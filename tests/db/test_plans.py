@@ -35,6 +35,10 @@ from audience.db.engine import build_engine
 from audience.db.migrate import upgrade
 from audience.db.models import FIELDS
 from audience.db.session import driver_connection
+from tests.conftest import SERVER_BACKENDS
+
+# Citus plans are distributed plans, checked by tests/db/test_citus.py.
+pytestmark = pytest.mark.parametrize("backend", SERVER_BACKENDS)
 
 WS = "plans"
 BATCH = 2_000

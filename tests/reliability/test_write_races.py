@@ -31,12 +31,19 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import Engine, func, select, text
+from sqlalchemy import Engine, func, select
 
 from audience.config import Settings
 from audience.db.engine import build_engine
-from audience.db.models import contact_lists, contacts, lists, metadata
-from tests.conftest import BACKENDS, SECRET, make_key, make_workspace
+from audience.db.models import contact_lists, contacts, lists
+from tests.conftest import (
+    BACKENDS,
+    SECRET,
+    empty_tables,
+    make_key,
+    make_workspace,
+    server_database,
+)
 from tests.reliability.conftest import ServerProcess, assert_no_traceback
 
 pytestmark = pytest.mark.slow
@@ -136,7 +143,7 @@ def race_server(
         shutil.copyfile(request.getfixturevalue("sqlite_template"), path)
         url = f"sqlite:///{path}"
     else:
-        url = request.getfixturevalue("postgres_url")
+        url = server_database(backend, request)
     engine = build_engine(Settings(database_url=url, secret_key=SECRET, auto_migrate=False))
     server = ServerProcess(
         database_url=url,
@@ -153,11 +160,9 @@ def race_server(
         yield RaceServer(server, engine, itertools.count())
     finally:
         server.stop()
-        if backend == "postgres":  # the next test of this xdist worker expects empty tables
-            with engine.begin() as conn:
-                names = ", ".join(t.name for t in metadata.sorted_tables)
-                conn.execute(text(f"TRUNCATE {names} CASCADE"))
         engine.dispose()
+        if backend != "sqlite":  # the next test of this xdist worker expects empty tables
+            empty_tables(url)
 
 
 # --- the race ------------------------------------------------------------------------------------

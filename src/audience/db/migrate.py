@@ -18,6 +18,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, text
 
+from audience.db.distribute import Progress, distribute, is_citus
 from audience.db.engine import create_private_file
 from audience.db.session import transaction
 
@@ -33,14 +34,20 @@ def alembic_config() -> Config:
     return config
 
 
-def upgrade(engine: Engine) -> None:
-    """Apply every pending migration (idempotent; safe to run from several processes)."""
+def upgrade(engine: Engine, progress: Progress | None = None) -> list[str]:
+    """Apply every pending migration (idempotent; safe to run from several processes). On
+    a Citus coordinator the tables are then distributed (db/distribute.py), in the same
+    transaction: the names of those it distributed."""
     config = alembic_config()
     with _sqlite_lock(engine), transaction(engine, write=True) as conn:
         if conn.dialect.name == "postgresql":
             conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
+        citus = is_citus(conn)
+        if citus:  # DDL next to reference tables' foreign keys: one connection per node
+            conn.execute(text("SET LOCAL citus.multi_shard_modify_mode TO 'sequential'"))
         config.attributes["connection"] = conn
         command.upgrade(config, "head")
+        return distribute(conn, progress) if citus else []
 
 
 @contextmanager

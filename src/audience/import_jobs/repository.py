@@ -10,6 +10,7 @@ from typing import Any
 import msgspec
 from sqlalchemy import Connection, Row, delete, exists, insert, select, tuple_, update
 
+from audience.db.distribute import on_citus
 from audience.db.models import import_file_chunks, import_jobs, import_row_errors
 from audience.import_jobs.schemas import FINISHED, Counts, Job, JobOptions, RowFailure
 from audience.kit.clock import as_utc
@@ -201,7 +202,8 @@ class JobRepository:
         """(workspace id, job id) of the jobs a worker may take, oldest first: the first job
         with work left of each workspace (a workspace's jobs run one at a time, in order),
         when it is queued or its worker's lease has run out. PostgreSQL skips the jobs that
-        another worker is claiming."""
+        another worker is claiming; Citus locks no row across workspaces, so there two workers
+        may find the same job, and `claim` (a compare-and-set by key) gives it to one."""
         job, earlier = import_jobs, import_jobs.alias("earlier")
         first = ~exists().where(
             earlier.c.workspace_id == job.c.workspace_id,
@@ -218,7 +220,7 @@ class JobRepository:
             .order_by(job.c.created_at, job.c.id)
             .limit(limit)
         )
-        if conn.dialect.name == "postgresql":
+        if conn.dialect.name == "postgresql" and not on_citus(conn):
             query = query.with_for_update(skip_locked=True, of=job)
         return [(row.workspace_id, row.id) for row in conn.execute(query)]
 

@@ -27,7 +27,7 @@ from audience.api_keys.schemas import Permission
 from audience.config import Settings
 from audience.db.engine import build_engine
 from audience.kit.server_process import ServerProcess
-from tests.conftest import BACKENDS, PG_URL, SECRET, make_key, make_workspace
+from tests.conftest import PG_URL, SECRET, SERVER_BACKENDS, make_key, make_workspace
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -62,7 +62,7 @@ def browser() -> Iterator[Browser]:
         launched.close()
 
 
-@pytest.fixture(scope="session", params=BACKENDS)
+@pytest.fixture(scope="session", params=SERVER_BACKENDS)
 def backend(request: pytest.FixtureRequest) -> str:
     """The backend of the server (session-scoped here: one server per backend and worker)."""
     return str(request.param)
