@@ -42,6 +42,8 @@ REQUIRE_CITUS = os.environ.get("AUDIENCE_REQUIRE_CITUS") == "1"
 #: that run a whole server per backend for another purpose (the console in a browser).
 BACKENDS = ["sqlite", "postgres", "citus"]
 SERVER_BACKENDS = ["sqlite", "postgres"]
+#: The backends that are a PostgreSQL server (its timeouts, locks and pools).
+POSTGRES_SERVERS = ["postgres", "citus"]
 #: Shards per distributed table in the test databases (the default, 32, makes every
 #: clean-up of a test touch 32 shards of each table).
 CITUS_TEST_SHARDS = 4

@@ -27,7 +27,7 @@ from audience.db.engine import SQLITE_WRITE
 from audience.db.models import api_keys, contact_lists, contacts, idempotency_keys, metadata
 from audience.errors import ServiceUnavailable
 from audience.idempotency.repository import IdempotencyRepository
-from tests.conftest import Tenant, make_key
+from tests.conftest import POSTGRES_SERVERS, Tenant, make_key
 from tests.contacts.conftest import MakeClient
 from tests.contacts.helpers import create_list, get_contact
 from tests.reliability import conftest as reliability
@@ -556,7 +556,7 @@ def test_another_body_sent_while_the_first_runs_waits_then_gets_the_422(
     assert count(engine, contacts) == 1
 
 
-@pytest.mark.parametrize("backend", ["postgres"])
+@pytest.mark.parametrize("backend", POSTGRES_SERVERS)
 def test_waiting_for_a_running_first_ends_at_the_lock_timeout(
     make_client: MakeClient, engine: Engine, tenant: Tenant
 ) -> None:

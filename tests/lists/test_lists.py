@@ -617,13 +617,17 @@ def test_permissions_per_route(
 
 
 def _wait_until_blocked(engine: Engine, backend: str, worker: threading.Thread) -> None:
-    """Return once the request waits on our lock (PostgreSQL), or after a moment (SQLite)."""
+    """Return once the request waits on our lock (PostgreSQL, Citus), or after a moment
+    (SQLite)."""
     if backend == "sqlite":
         # SQLite has no view of waiters; the answer must be the same whenever the request runs.
         time.sleep(0.2)
         return
     query = text(
-        "SELECT count(*) FROM pg_stat_activity "
+        # Citus: the wait is on the worker that holds the shard; the view covers the cluster.
+        "SELECT count(*) FROM citus_lock_waits"
+        if backend == "citus"
+        else "SELECT count(*) FROM pg_stat_activity "
         "WHERE datname = current_database() AND wait_event_type = 'Lock'"
     )
     deadline = time.monotonic() + 20

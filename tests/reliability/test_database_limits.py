@@ -35,12 +35,12 @@ from audience.db import models
 from audience.db.engine import postgres_options
 from audience.errors import RetryableDatabaseError
 from audience.kit import crypto
-from tests.conftest import SECRET, Tenant, make_key
+from tests.conftest import POSTGRES_SERVERS, SECRET, Tenant, make_key
 from tests.reliability.conftest import ServerProcess, assert_error_body, assert_no_traceback
 
 BUSY = {"error": "database busy, retry later"}
 LOCKED_EMAIL = "locked@example.com"
-ONLY_POSTGRES = pytest.mark.parametrize("backend", ["postgres"])
+ONLY_POSTGRES = pytest.mark.parametrize("backend", POSTGRES_SERVERS)
 ONLY_SQLITE = pytest.mark.parametrize("backend", ["sqlite"])
 #: A client-side bound on every request: far past every limit configured here, so a request
 #: that reaches it has hung.
@@ -563,7 +563,8 @@ def test_postgres_reads_never_wait_for_a_locked_key_row(
     keys = [make_key(engine, tenant.id) for _ in READS]
     results: list[Timed] = []
     with psycopg.connect(driver_url(database_url)) as holder:
-        holder.execute("SELECT id FROM api_keys FOR UPDATE").fetchall()
+        locked = "SELECT id FROM api_keys WHERE workspace_id = %s FOR UPDATE"
+        holder.execute(locked, (tenant.id,)).fetchall()
         with httpx.Client(base_url=server.base_url, timeout=HANG) as http:
             for (path_, params), key in zip(READS, keys, strict=True):
                 headers = {"Authorization": f"Bearer {key}"}

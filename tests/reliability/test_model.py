@@ -28,7 +28,7 @@ from sqlalchemy import Engine
 from audience.app import create_app
 from audience.config import Settings
 from audience.db.models import FIELDS
-from tests.conftest import make_key, make_workspace
+from tests.conftest import POSTGRES_SERVERS, make_key, make_workspace
 from tests.reliability.conftest import assert_no_traceback
 
 POOL = (
@@ -631,7 +631,7 @@ def test_random_sequences_follow_the_rules(
     _run_model(client, engine, backend)
 
 
-@pytest.mark.parametrize("backend", ["postgres"])
+@pytest.mark.parametrize("backend", POSTGRES_SERVERS)
 def test_the_unnest_bulk_write_mode_follows_the_same_rules(
     settings: Settings, engine: Engine, backend: str
 ) -> None:

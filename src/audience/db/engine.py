@@ -16,6 +16,7 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import ExceptionContext
 
 from audience.config import Settings
+from audience.db.distribute import on_citus
 from audience.db.errors import translate
 from audience.kit import metrics
 
@@ -40,23 +41,44 @@ def build_engine(settings: Settings) -> Engine:
     return engine
 
 
-def postgres_options(settings: Settings) -> str:
-    """The server settings every PostgreSQL connection starts with (libpq `options`)."""
+def postgres_timeouts(settings: Settings) -> dict[str, int]:
+    """The server's timeouts every PostgreSQL connection starts with, in milliseconds."""
 
     def ms(seconds: float) -> int:
         return max(1, round(seconds * 1000))  # 0 would mean no limit at all
 
-    return (
-        f"-c statement_timeout={ms(settings.db_statement_timeout_seconds)}"
-        f" -c lock_timeout={ms(settings.db_lock_timeout_seconds)}"
-        " -c idle_in_transaction_session_timeout="
-        f"{ms(settings.db_idle_in_transaction_timeout_seconds)}"
+    return {
+        "statement_timeout": ms(settings.db_statement_timeout_seconds),
+        "lock_timeout": ms(settings.db_lock_timeout_seconds),
+        "idle_in_transaction_session_timeout": ms(settings.db_idle_in_transaction_timeout_seconds),
+    }
+
+
+def postgres_options(settings: Settings) -> str:
+    """The server settings every PostgreSQL connection starts with (libpq `options`)."""
+    return " ".join(f"-c {name}={value}" for name, value in postgres_timeouts(settings).items())
+
+
+def citus_transaction_settings(settings: Settings) -> str:
+    """What a transaction on Citus begins with: the statement and lock timeouts again, as
+    SET LOCAL, which Citus passes on to the connections it opens to the workers in that
+    transaction, where the locks are waited for (a session's own settings stay on the
+    coordinator: without this, a request would wait for a worker's row lock for ever)."""
+    timeouts = postgres_timeouts(settings)
+    return "; ".join(
+        [
+            "SET LOCAL citus.propagate_set_commands TO 'local'",
+            *(
+                f"SET LOCAL {name} = {timeouts[name]}"
+                for name in ("statement_timeout", "lock_timeout")
+            ),
+        ]
     )
 
 
 def _postgres_engine(settings: Settings) -> Engine:
     options = postgres_options(settings)
-    return create_engine(
+    engine = create_engine(
         settings.sqlalchemy_url,
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_pool_size,
@@ -70,6 +92,14 @@ def _postgres_engine(settings: Settings) -> Engine:
         },
         execution_options={BULK_WRITE: settings.bulk_write},
     )
+    on_citus_begin = citus_transaction_settings(settings)
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        if on_citus(conn):
+            conn.exec_driver_sql(on_citus_begin)
+
+    return engine
 
 
 def _sqlite_engine(settings: Settings) -> Engine:
