@@ -162,7 +162,7 @@ def race_server(
         server.stop()
         engine.dispose()
         if backend != "sqlite":  # the next test of this xdist worker expects empty tables
-            empty_tables(url)
+            empty_tables(url, backend)
 
 
 # --- the race ------------------------------------------------------------------------------------
