@@ -855,6 +855,16 @@ def _passed() -> str:
     return ", ".join(f"{k}={v}" for k, v in sorted(passed_env().items())) or "none (defaults)"
 
 
+def section_of(text: str) -> str | None:
+    """The "## Citus" section of `text` (to the next "## " heading), if it has one."""
+    lines = text.splitlines(keepends=True)
+    start = next((i for i, line in enumerate(lines) if line.rstrip() == SECTION), None)
+    if start is None:
+        return None
+    end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), None)
+    return "".join(lines[start:end]).rstrip("\n") + "\n"
+
+
 def replace_section(text: str, section: str) -> str:
     """`text` with its "## Citus" section (to the next "## " heading) replaced by `section`,
     or `section` appended."""

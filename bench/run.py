@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from types import FrameType
 
-from bench import machine, report
+from bench import citus, machine, report
 from bench.backends import Backend, Postgres, Sqlite
 from bench.cases import IMPORT, Route, Setup
 from bench.datasets import SHAPES, Dataset, generate
@@ -148,7 +148,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             source = f"{source_at_start} (copied at the start; src/ was {source} at the end)"
         when = f"{datetime.now(UTC).astimezone():%Y-%m-%d %H:%M %Z}"
         options.output.parent.mkdir(parents=True, exist_ok=True)
-        options.output.write_text(report.markdown(results, options, source, when))
+        text = report.markdown(results, options, source, when)
+        # The Citus section comes from its own command (python -m bench.citus): kept.
+        kept = citus.section_of(options.output.read_text()) if options.output.exists() else None
+        options.output.write_text(citus.replace_section(text, kept) if kept else text)
         say(f"wrote {options.output}")
     say(f"total time {time.perf_counter() - started:,.0f} s")
     return 1 if any(r.problems for r in results) else 0
