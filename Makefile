@@ -29,7 +29,7 @@ run: install
 
 ## Run the whole test suite (SQLite always; PostgreSQL when AUDIENCE_TEST_DATABASE_URL is set).
 test: install-test
-	$(BIN)/python -m pytest -n 2 $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n 2 --dist worksteal $(PYTEST_ARGS)
 
 lint: install-test
 	$(BIN)/ruff check src tests bench
