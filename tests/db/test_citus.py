@@ -67,6 +67,30 @@ def test_the_schema_is_distributed_by_workspace_and_co_located(engine: Engine) -
     assert len({r[2] for r in distributed}) == 1, rows  # one co-location group
 
 
+def test_db_upgrade_on_a_fresh_coordinator_distributes_with_a_line_per_table(
+    backend: str, citus_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    name = f"audience_upgrade_{threading.get_ident() % 10**6}"
+    url = create_citus_database(name)
+    try:
+        monkeypatch.setenv("AUDIENCE_DATABASE_URL", url)
+        monkeypatch.setenv("AUDIENCE_SECRET_KEY", SECRET)
+        done = CliRunner().invoke(cli, ["db", "upgrade"])
+        assert done.exit_code == 0, done.output
+        lines = done.output.splitlines()
+        assert lines[-1] == "database schema is up to date"
+        assert lines[:2] == [
+            "console_login_attempts: reference table, 0 rows, " + lines[0].rsplit(", ", 1)[1],
+            "workspaces: reference table, 0 rows, " + lines[1].rsplit(", ", 1)[1],
+        ]
+        assert lines[2].startswith("contacts: distributed by workspace_id, 0 rows, ")
+        assert len(lines) == len(metadata.sorted_tables) + 1
+        again = CliRunner().invoke(cli, ["db", "upgrade"])
+        assert again.output.splitlines() == ["database schema is up to date"]
+    finally:
+        drop_citus_database(name)
+
+
 def test_upgrade_on_a_distributed_database_changes_nothing(engine: Engine) -> None:
     assert upgrade(engine) == []
     with engine.connect() as conn:
