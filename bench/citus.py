@@ -803,9 +803,7 @@ def markdown(report: Report, when: str) -> str:
         *(f"- Citus: {line}" for line in citus_db.description),
         *(f"- PostgreSQL: {line}" for line in pg_db.description),
         *(f"- {db.label}: {note}" for db in report.databases for note in db.notes),
-        "- the two differ in durability settings that no benchmark may change on a shared "
-        "server: the cluster (.ci/citus-cluster) runs with fsync, synchronous_commit and "
-        "full_page_writes off, the plain server with them on",
+        _durability(citus_db.description, pg_db.description),
         f"- servers: the caller's AUDIENCE_* settings: {_passed()}",
         "- load average (1, 5, 15 min): "
         + "; ".join(f"{when}: {load}" for when, load in report.loads),
@@ -863,6 +861,23 @@ def section_of(text: str) -> str | None:
         return None
     end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), None)
     return "".join(lines[start:end]).rstrip("\n") + "\n"
+
+
+def _durability(citus: Sequence[str], postgres: Sequence[str]) -> str:
+    """The line that says whether both backends run durably (fsync on), from their settings."""
+    durable = ["fsync=on" in " ".join(lines) for lines in (citus, postgres)]
+    if all(durable):
+        return (
+            "- both run durably (fsync, synchronous_commit, full_page_writes on): like for like "
+            "(the cluster started with AUDIENCE_CITUS_DURABLE=1 .ci/citus-cluster start)"
+        )
+    return (
+        "- the two differ in durability settings, which no benchmark changes on a shared server: "
+        f"the cluster {'with' if durable[0] else 'without'} fsync, the plain server "
+        f"{'with' if durable[1] else 'without'} it (a durable cluster: "
+        "AUDIENCE_CITUS_DURABLE=1 .ci/citus-cluster start, on other ports with "
+        "AUDIENCE_CITUS_PORT)"
+    )
 
 
 def replace_section(text: str, section: str) -> str:
