@@ -34,7 +34,6 @@ import signal
 import statistics
 import subprocess
 import sys
-import threading
 import time
 import traceback
 from collections.abc import Callable, Iterator, Sequence
@@ -57,7 +56,7 @@ from audience.kit.server_process import ServerProcess, run_cli
 from bench import machine, verify
 from bench import vocabulary as v
 from bench.cases import Kind, Load
-from bench.concurrency import share
+from bench.concurrency import run_load, share
 from bench.datasets import DEFAULT_SEED, SHAPES, Contact, Dataset, _ascii, generate
 from bench.floor import COLUMNS
 from bench.floor_postgres import COPY_TYPES
@@ -332,51 +331,6 @@ class Topology:
     label: str
     hosts: int
     workers: int
-
-
-@dataclass
-class _Client:
-    url: str
-    bodies: Bodies
-    failures: int = 0
-    problems: list[str] = field(default_factory=list)
-
-
-def run_load(urls: Sequence[str], key: str, load: Load, shares: Sequence[Bodies]) -> LoadRun:
-    """Like bench.concurrency.run_load, each client on its host (round robin over `urls`)."""
-    clients = [_Client(urls[i % len(urls)], bodies) for i, bodies in enumerate(shares)]
-    start = threading.Barrier(len(clients) + 1)
-    threads = [threading.Thread(target=_send, args=(key, load, c, start)) for c in clients]
-    for thread in threads:
-        thread.start()
-    start.wait()
-    began = time.perf_counter()
-    for thread in threads:
-        thread.join()
-    return LoadRun(
-        wall=time.perf_counter() - began,
-        contacts=sum(n for c in clients for _, n in c.bodies),
-        requests=sum(len(c.bodies) for c in clients),
-        failures=sum(c.failures for c in clients),
-        problems=[p for c in clients for p in c.problems],
-    )
-
-
-def _send(key: str, load: Load, client: _Client, start: threading.Barrier) -> None:
-    headers = {"Authorization": f"Bearer {key}"}
-    with httpx.Client(base_url=client.url, timeout=600, headers=headers) as http:
-        http.get("/healthz")  # the connection is open before the clock starts
-        start.wait()
-        for body, count in client.bodies:
-            what = f"{load.label} via {client.url}"
-            try:
-                response = http.post("/api/contacts.import", content=body, headers=_JSON)
-            except httpx.HTTPError as exc:
-                client.failures += 1
-                client.problems.append(f"{what}: {type(exc).__name__}: {exc}")
-                continue
-            client.failures += response.status_code != 200
-            client.problems += check_answer(response, count, load.kind, what)
 
 
 @dataclass

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import httpx
@@ -29,19 +30,22 @@ def share(dataset: Dataset, load: Load, batches: int) -> list[Bodies]:
 
 @dataclass
 class _Client:
-    """What one client thread saw."""
+    """What one client thread saw, and where it sends."""
 
+    url: str
     bodies: Bodies
     failures: int = 0
     problems: list[str] = field(default_factory=list)
 
 
-def run_load(base_url: str, key: str, load: Load, shares: list[Bodies]) -> LoadRun:
-    """Release every client at once; wall time until the last answer."""
-    clients = [_Client(bodies) for bodies in shares]
+def run_load(base_urls: Sequence[str], key: str, load: Load, shares: Sequence[Bodies]) -> LoadRun:
+    """Release every client at once; wall time until the last answer. Client i sends to
+    base_urls[i mod n] (several hosts sharing the database; one URL: every client to it)."""
+    clients = [_Client(base_urls[i % len(base_urls)], bodies) for i, bodies in enumerate(shares)]
+    hosts = len(set(base_urls))
     start = threading.Barrier(len(clients) + 1)
     threads = [
-        threading.Thread(target=_send, args=(base_url, key, load, c, start)) for c in clients
+        threading.Thread(target=_send, args=(key, load, c, start, hosts > 1)) for c in clients
     ]
     for thread in threads:
         thread.start()
@@ -59,9 +63,10 @@ def run_load(base_url: str, key: str, load: Load, shares: list[Bodies]) -> LoadR
     )
 
 
-def _send(base_url: str, key: str, load: Load, client: _Client, start: threading.Barrier) -> None:
+def _send(key: str, load: Load, client: _Client, start: threading.Barrier, named: bool) -> None:
     headers = {"Authorization": f"Bearer {key}"}
-    with httpx.Client(base_url=base_url, timeout=600, headers=headers) as http:
+    what = f"{load.label} via {client.url}" if named else load.label
+    with httpx.Client(base_url=client.url, timeout=600, headers=headers) as http:
         http.get("/healthz")  # the connection is open before the clock starts
         start.wait()
         for body, count in client.bodies:
@@ -69,7 +74,7 @@ def _send(base_url: str, key: str, load: Load, client: _Client, start: threading
                 response = http.post("/api/contacts.import", content=body, headers=_JSON)
             except httpx.HTTPError as exc:
                 client.failures += 1
-                client.problems.append(f"{load.label}: {type(exc).__name__}: {exc}")
+                client.problems.append(f"{what}: {type(exc).__name__}: {exc}")
                 continue
             client.failures += response.status_code != 200
-            client.problems += check_answer(response, count, load.kind, load.label)
+            client.problems += check_answer(response, count, load.kind, what)

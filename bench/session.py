@@ -194,7 +194,7 @@ class Session:
             for repeat in range(self.options.repeats):
                 self.backend.reset()
                 for load in (create, update):
-                    run = concurrency.run_load(live.server.base_url, self.key, load, shares[load])
+                    run = concurrency.run_load([live.server.base_url], self.key, load, shares[load])
                     self.result.record_load(load, run)
                     say(
                         f"   {load.label:<30} {run.rate:>9,.0f} contacts/s over {run.wall:.2f} s, "

@@ -19,7 +19,7 @@ from sqlalchemy import Connection
 from audience.api_keys import service as api_keys
 from audience.api_keys.schemas import ALL_PERMISSIONS, parse_permissions
 from audience.config import Settings
-from audience.db.distribute import is_citus
+from audience.db.distribute import Progress, is_citus
 from audience.db.engine import build_engine
 from audience.db.migrate import upgrade
 from audience.db.session import transaction
@@ -139,10 +139,11 @@ def _metrics_folder(settings: Settings) -> Iterator[None]:
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def _migrate(settings: Settings) -> None:
+def _migrate(settings: Settings, progress: Progress | None = None) -> list[str]:
+    """The schema brought up to date (and distributed on Citus); the tables distributed."""
     engine = build_engine(settings)
     try:
-        upgrade(engine)
+        return upgrade(engine, progress)
     finally:
         engine.dispose()
 
@@ -161,14 +162,10 @@ def load_settings() -> Settings:
 def db_upgrade() -> None:
     """Apply every pending schema migration (safe to run from several processes at once).
     On a Citus coordinator, the tables are distributed too (docs/scaling.md)."""
-    settings = load_settings()
-    engine = build_engine(settings)
     try:
-        upgrade(engine, progress=typer.echo)
+        _migrate(load_settings(), progress=typer.echo)
     except AppError as exc:
         fail(exc.message)
-    finally:
-        engine.dispose()
     typer.echo("database schema is up to date")
 
 
