@@ -4,7 +4,7 @@ The one place that knows SQLite from PostgreSQL (its statements are in statement
 PostgreSQL a batch reaches the server by binary COPY into a per-connection temporary table
 (the default), or as binary arrays read by `unnest` (the `unnest` bulk-write mode, for
 engines without temporary tables or binary COPY, such as CockroachDB); one statement then
-merges it (statements._apply). SQLite has one writer at a time: the stored rows are read,
+merges it (statements.pg_upsert). SQLite has one writer at a time: the stored rows are read,
 merged column by column in Python, and only the rows that change are written.
 
 Every write takes its row locks in one order: contacts by email (code point order), then
@@ -21,33 +21,30 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
-from functools import lru_cache
+from functools import lru_cache, reduce
 from itertools import compress, repeat
+from operator import or_
 from typing import Any
 
 import msgspec
-from psycopg.types.json import JsonbBinaryDumper
 from sqlalchemy import Connection
 
 from audience.contacts.schemas import ListOutcome
 from audience.contacts.statements import (
     PG_ADD_MEMBERSHIPS,
-    PG_APPLY_ARRAYS,
-    PG_APPLY_STAGED,
-    PG_CLAIM_ARRAYS,
-    PG_CLAIM_STAGED,
-    PG_COPY,
     PG_MEMBERSHIPS,
     PG_SET_MEMBERSHIPS,
     PG_STAGE,
-    PG_STAGE_TYPES,
     PG_UNSTAGE,
+    REWRITTEN,
     SQLITE_ADD_MEMBERSHIP,
     SQLITE_INSERT,
     SQLITE_MEMBERSHIPS,
     SQLITE_REWRITE,
     SQLITE_SET_MEMBERSHIP,
     SQLITE_STORED,
+    pg_copy,
+    pg_upsert,
     sqlite_timestamp,
 )
 from audience.contacts.validation import ContactBatch
@@ -62,17 +59,26 @@ _JSONS = frozenset(FIELDS.index(n) for n in JSON_FIELDS)
 _TEXTS = frozenset(FIELDS.index(n) for n in TEXT_FIELDS)
 
 
-class _JsonText(JsonbBinaryDumper):
-    """jsonb in binary COPY from JSON text as validation kept it (never decoded in Python):
-    the text goes as it is, parsed once by the server."""
-
-    _dumps = str
+#: The names of the fields in each 11-bit slice of a mask, for every value of the slice.
+_SLICES = [
+    [
+        tuple(
+            FIELDS[k]
+            for k in range(start, min(start + 11, len(FIELDS)))
+            if value >> (k - start) & 1
+        )
+        for value in range(2048)
+    ]
+    for start in (0, 11, 22)
+]
+assert len(FIELDS) <= 33
 
 
 @lru_cache(maxsize=4096)
 def field_names(mask: int) -> tuple[str, ...]:
     """The sorted names of the fields whose bits are set."""
-    return tuple(sorted(name for k, name in enumerate(FIELDS) if mask >> k & 1))
+    low, middle, high = _SLICES
+    return tuple(sorted(low[mask & 2047] + middle[mask >> 11 & 2047] + high[mask >> 22 & 2047]))
 
 
 class Applied(msgspec.Struct, gc=False):
@@ -92,49 +98,62 @@ class BulkWriter:
         self.is_sqlite = conn.dialect.name == "sqlite"
         self._staged = False
 
-    def apply(self, batch: ContactBatch, *, merge: str, now: datetime) -> Applied:
-        """Merge the batch into the stored contacts; rows that change nothing are not written."""
+    def apply(
+        self, batch: ContactBatch, *, merge: str, now: datetime, skip_unchanged: bool = False
+    ) -> Applied:
+        """Merge the batch into the stored contacts; rows that change nothing are not written
+        (with `skip_unchanged`, on PostgreSQL, not even locked: see statements.pg_upsert)."""
         if not batch:
             return Applied([], [])
         with translated():
             if self.is_sqlite:
                 return self._apply_sqlite(batch, merge, now)
-            if self.conn.get_execution_options().get(BULK_WRITE, "copy") == "unnest":
-                return self._apply_postgres(batch, merge, now, staged=False)
-            return self._apply_postgres(batch, merge, now, staged=True)
+            staged = self.conn.get_execution_options().get(BULK_WRITE, "copy") != "unnest"
+            return self._apply_postgres(batch, merge, now, staged, skip_unchanged)
 
     # --- PostgreSQL ------------------------------------------------------------------------------
 
     def _apply_postgres(
-        self, batch: ContactBatch, merge: str, now: datetime, *, staged: bool
+        self, batch: ContactBatch, merge: str, now: datetime, staged: bool, skip: bool
     ) -> Applied:
-        """The batch in two statements: the claim inserts the new contacts and locks the
-        stored ones in email order, then the stored ones that change are rewritten (skipped
-        when the claim created every row)."""
+        """The batch in one statement (statements.pg_upsert), carrying only the fields that
+        some contact of the batch gives (a value or a null)."""
+        bits = reduce(or_, batch.nulls, 0)
+        given = tuple(
+            k
+            for k, column in enumerate(batch.columns)
+            if bits >> k & 1 or column.count(None) != len(column)
+        )
+        names = tuple(FIELDS[k] for k in given)
         params: dict[str, Any] = {"ws": self.workspace_id, "now": now}
         with driver_connection(self.conn).cursor() as cursor:
             if staged:
-                self._stage(cursor, batch)
-                claim, apply = PG_CLAIM_STAGED, PG_APPLY_STAGED[merge]
+                self._stage(cursor, batch, given, names)
             else:
                 params |= {"email": batch.emails, "nulls": batch.nulls}
-                params |= dict(zip(FIELDS, batch.columns, strict=True))
-                claim, apply = PG_CLAIM_ARRAYS, PG_APPLY_ARRAYS[merge]
-            created = dict(cursor.execute(claim, params, prepare=False).fetchall())
-            changed = created
-            if len(created) < len(batch):
-                changed = dict(cursor.execute(apply, params, prepare=False).fetchall()) | created
-        return Applied([e in created for e in batch.emails], [changed[e] for e in batch.emails])
+                params |= {FIELDS[k]: batch.columns[k] for k in given}
+            upsert = pg_upsert(names, merge, staged=staged, skip_unchanged=skip)
+            written = dict(cursor.execute(upsert, params, prepare=False).fetchall())
+        created: list[bool] = []
+        changed: list[int] = []
+        for email in batch.emails:
+            mask = written.get(email, REWRITTEN)
+            created.append(mask < REWRITTEN)
+            changed.append(mask - REWRITTEN if mask >= REWRITTEN else mask)
+        return Applied(created, changed)
 
-    def _stage(self, cursor: Any, batch: ContactBatch) -> None:
-        cursor.adapters.register_dumper(None, _JsonText)
+    def _stage(
+        self, cursor: Any, batch: ContactBatch, given: tuple[int, ...], names: tuple[str, ...]
+    ) -> None:
         cursor.execute(PG_STAGE)
-        if self._staged:  # a later round of the same transaction
+        if self._staged:  # a later part or round of the same transaction
             cursor.execute(PG_UNSTAGE)
         self._staged = True
-        with cursor.copy(PG_COPY) as copy:
-            copy.set_types(PG_STAGE_TYPES)
-            for row in zip(batch.emails, *batch.columns, batch.nulls, strict=True):
+        statement, types = pg_copy(names)
+        columns = [batch.columns[k] for k in given]
+        with cursor.copy(statement) as copy:
+            copy.set_types(types)
+            for row in zip(batch.emails, *columns, batch.nulls, strict=True):
                 copy.write_row(row)
 
     # --- SQLite -----------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from sqlalchemy import Connection
 
 from audience.api_keys import service as api_keys
 from audience.api_keys.schemas import Caller, Permission
-from audience.contacts.bulk import BulkWriter, field_names
+from audience.contacts.bulk import Applied, BulkWriter, field_names
 from audience.contacts.repository import ContactRepository
 from audience.contacts.schemas import (
     BulkAction,
@@ -76,7 +76,12 @@ def import_contacts(
 
     def write(rounds: list[ContactBatch]) -> None:
         for batch in rounds:
-            _apply_contacts(writer, batch, operations, request.merge, now)
+            # Without lists, a contact the import leaves as it is need not even be locked;
+            # with them, every contact is locked before its memberships (the lock order).
+            applied = writer.apply(
+                batch, merge=request.merge, now=now, skip_unchanged=not lists_wanted
+            )
+            _record(batch, applied, operations)
             written.append(batch)
 
     with _maybe_rolled_back(conn, request.dry_run):
@@ -118,15 +123,8 @@ def _overlapped(decoded: Decoded, write: Callable[[list[ContactBatch]], None]) -
     return errors
 
 
-def _apply_contacts(
-    writer: BulkWriter,
-    batch: ContactBatch,
-    operations: list[Operation],
-    merge: str,
-    now: datetime,
-) -> None:
-    """Write one round of contacts and fill in their operations' action and changed fields."""
-    applied = writer.apply(batch, merge=merge, now=now)
+def _record(batch: ContactBatch, applied: Applied, operations: list[Operation]) -> None:
+    """Fill in the action and changed fields of one written round's operations."""
     rows = zip(batch.positions, applied.created, applied.changed, strict=True)
     for position, created, mask in rows:
         op = operations[position]

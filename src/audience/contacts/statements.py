@@ -1,8 +1,9 @@
 """The bulk statements of the import, as SQL text: PostgreSQL (COPY or unnest) and SQLite.
 
-On PostgreSQL one statement merges a batch into the stored rows by the update rules of
-docs/import.md (overwrite: absent keeps, null clears, a value replaces; fill_blanks: a value
-fills only a blank field) and says, per row, what changed. On SQLite, with one writer at a
+On PostgreSQL one statement (pg_upsert) merges a batch into the stored rows by the update
+rules of docs/import.md (overwrite: absent keeps, null clears, a value replaces; fill_blanks:
+a value fills only a blank field) and says, per row, what changed; it carries only the fields
+the batch gives. On SQLite, with one writer at a
 time, the repository merges in Python between a read and the writes below. Executed by
 ContactRepository (repository.py).
 """
@@ -10,96 +11,121 @@ ContactRepository (repository.py).
 from __future__ import annotations
 
 from datetime import datetime
+from functools import lru_cache
 
 from audience.db.models import DATETIME_FIELDS, FIELDS, JSON_FIELDS, NUMBER_FIELDS, TEXT_FIELDS
 
 
-def pg_type(name: str, *, staged: bool = False) -> str:
-    """A field's type as the batch carries it: JSON as text in arrays (cast by the
-    statement), as jsonb in the COPY stage (its text sent as it is: stage_json_text)."""
+def pg_type(name: str) -> str:
+    """A field's type as the batch carries it: JSON as its text, as validation kept it (cast
+    to jsonb by the statement: the server parses it once)."""
     if name in NUMBER_FIELDS:
         return "float8"
     if name in DATETIME_FIELDS:
         return "timestamptz"
-    return "jsonb" if staged and name in JSON_FIELDS else "text"
+    return "text"
 
 
 _COLUMNS = ", ".join(FIELDS)
 _BIT = {name: 1 << k for k, name in enumerate(FIELDS)}
 
 
-def _given(name: str, typed: bool = False) -> str:
-    """The given value of a field as the column's type: JSON travels as text in arrays
-    (`typed` False), as jsonb in the COPY stage (parsed once, by the COPY)."""
-    return f"s.{name}::jsonb" if name in JSON_FIELDS and not typed else f"s.{name}"
+#: The flag the upsert adds to `import_mask` of a stored row it rewrites (the changed mask
+#: below it); a row it inserts keeps its null bits there, always below the flag.
+REWRITTEN = 1 << 62
 
 
-def _merged(name: str, merge: str, typed: bool) -> str:
-    """The field's value after the import (docs/import.md: update semantics, merge)."""
-    given, stored = _given(name, typed), f"o.{name}"
+def _field(name: str, merge: str, given: str, stored: str, nulls: str) -> tuple[str, str]:
+    """The field's value after the import and whether that changes it, as SQL (docs/import.md:
+    update semantics, merge); `given` is the batch's value, `stored` the row's, `nulls` the
+    row's null bits. Both expressions are never NULL-valued where a boolean is wanted."""
+    bit = _BIT[name]
     if merge == "overwrite":  # absent keeps, null clears, a value replaces
-        cleared = f"(s.nulls & {_BIT[name]}) <> 0"
-        return f"CASE WHEN {cleared} THEN NULL ELSE COALESCE({given}, {stored}) END"
+        merged = (
+            f"CASE WHEN {given} IS NOT NULL THEN {given} "
+            f"WHEN ({nulls} & {bit}) <> 0 THEN NULL ELSE {stored} END"
+        )
+        changed = (
+            f"CASE WHEN {given} IS NOT NULL THEN {given} IS DISTINCT FROM {stored} "
+            f"ELSE ({nulls} & {bit}) <> 0 AND {stored} IS NOT NULL END"
+        )
+        return merged, changed
     blank = f"{stored} IS NULL" + (f" OR {stored} = ''" if name in TEXT_FIELDS else "")
-    return f"CASE WHEN {given} IS NOT NULL AND ({blank}) THEN {given} ELSE {stored} END"
+    fills = f"{given} IS NOT NULL AND ({blank})"
+    merged = f"CASE WHEN {fills} THEN {given} ELSE {stored} END"
+    return merged, f"({fills} AND {given} IS DISTINCT FROM {stored})"
 
 
-def _mask(test: str, merged: list[tuple[str, str]]) -> str:
-    """The int8 mask of the fields for which `test` (on `{n}`, the merged value, and `{o}`,
-    the stored one) holds."""
-    return " + ".join(
-        f"(CASE WHEN {test.format(n=f'({expr})', o=f'o.{name}')} THEN {_BIT[name]} ELSE 0 END)"
-        "::int8"
-        for name, expr in merged
-    )
+def _any(tests: list[str]) -> str:
+    return " OR ".join(f"({t})" for t in tests) or "false"
 
 
-def _apply(source: str, merge: str, typed: bool) -> str:
-    """One statement, run once `_claim` has inserted the batch's new contacts and locked
-    its stored ones, that merges the given fields into the stored rows and rewrites only
-    the rows that change: an update that changes nothing writes nothing. Per row: the mask
-    of the fields changed (a row the claim created changes nothing here). The rows are
-    locked already; each is read by its primary key, whatever the planner's statistics
-    (`OFFSET 0` keeps the lateral subquery a probe per row: flattened into a join, it could
-    be planned as a scan of the whole workspace)."""
-    merged = [(name, _merged(name, merge, typed)) for name in FIELDS]
-    return f"""
-WITH judged AS (
-    SELECT s.email, {", ".join(f"{expr} AS {name}" for name, expr in merged)},
-           {_mask("{n} IS DISTINCT FROM {o}", merged)} AS changed
-    FROM {source} AS s
-    CROSS JOIN LATERAL (
-        SELECT {", ".join(f"c.{n}" for n in FIELDS)} FROM contacts AS c
-        WHERE c.workspace_id = %(ws)b AND c.email = s.email
-        OFFSET 0
-    ) AS o
-), updated AS (
-    INSERT INTO contacts (workspace_id, email, {_COLUMNS}, created_at, updated_at)
-    SELECT %(ws)b, j.email, {", ".join(f"j.{n}" for n in FIELDS)}, %(now)b, %(now)b
-    FROM judged AS j WHERE j.changed <> 0 ORDER BY j.email COLLATE "C"
-    ON CONFLICT (workspace_id, email) DO UPDATE
-    SET {", ".join(f"{n} = excluded.{n}" for n in FIELDS)}, updated_at = excluded.updated_at
-)
-SELECT j.email, j.changed FROM judged AS j
-"""
+@lru_cache(maxsize=256)
+def pg_upsert(given: tuple[str, ...], merge: str, *, staged: bool, skip_unchanged: bool) -> str:
+    """The one statement that writes a batch (of which only the fields `given` are carried):
+    in email order it inserts the new contacts and, for the stored ones, merges the given
+    fields into the row it has locked and rewrites it only when that changes something.
 
+    New and stored rows are locked in one pass and one order, email, whichever of them a
+    concurrent import sees as new; a row another import is inserting is waited for, then
+    merged: none is lost. The merge and the changed mask are computed from the row as
+    locked, never from an earlier read. With `skip_unchanged`, the rows that the batch
+    leaves as they are in the statement's snapshot are not even locked (a re-sync writes
+    nothing): an import that does not write a row is ordered before any write of it that
+    it did not see.
 
-def _claim(source: str, typed: bool) -> str:
-    """One pass over the batch in email order that inserts its new contacts (as given) and
-    locks its stored ones (`DO UPDATE ... WHERE false` locks and writes nothing): new and
-    stored rows are locked in one order, email, whichever of them a concurrent import sees
-    as new (a lock on the stored ones first, then inserts, would cross another import's
-    order). A row another import is inserting is waited for, then locked: none is lost. Per
-    created row: its email and the mask of the fields stored non-null."""
+    The batch reaches ON CONFLICT's `excluded` row with its null bits in `import_mask`; the
+    answer is one row per contact written: its email and, for a stored row, REWRITTEN plus
+    the mask of the fields changed, for a new one the mask of the fields stored non-null. A
+    stored row not answered changed nothing. Each stored row is found by its primary key
+    whatever the planner's statistics (`OFFSET 0` keeps the lateral read a probe per row).
+    """
+    # JSON arrives as text and is parsed once, here: `OFFSET 0` keeps the subquery whole
+    # (pulled up, each use of a column would repeat its cast).
+    typed = "".join(f"{n}::jsonb AS {n}, " if n in JSON_FIELDS else f"{n}, " for n in given)
+    if staged:
+        rows = "import_stage"
+    else:
+        arrays = "".join(f"%({n})b::{pg_type(n)}[], " for n in given)
+        names = "".join(f"{n}, " for n in given)
+        rows = f"unnest(%(email)b::text[], {arrays}%(nulls)b::int8[]) AS u(email, {names}nulls)"
+    source = f'(SELECT email, {typed}nulls FROM {rows} ORDER BY email COLLATE "C" OFFSET 0)'
+
+    columns = "".join(f"{n}, " for n in given)
+    fields = [
+        (n, _field(n, merge, f"excluded.{n}", f"c.{n}", "excluded.import_mask")) for n in given
+    ]
+    mask = " + ".join(f"(CASE WHEN {t} THEN {_BIT[n]} ELSE 0 END)::int8" for n, (_, t) in fields)
     stored = " + ".join(
-        f"(CASE WHEN {name} IS NOT NULL THEN {_BIT[name]} ELSE 0 END)::int8" for name in FIELDS
+        f"(CASE WHEN c.{n} IS NOT NULL THEN {_BIT[n]} ELSE 0 END)::int8" for n in given
     )
+    keep, lateral = "", ""
+    if skip_unchanged:
+        before = [_field(n, merge, f"s.{n}", f"o.{n}", "s.nulls")[1] for n in given]
+        lateral = (
+            "LEFT JOIN LATERAL (SELECT true AS stored"
+            f"{''.join(f', t.{n}' for n in given)} FROM contacts AS t "
+            "WHERE t.workspace_id = %(ws)b AND t.email = s.email OFFSET 0) AS o ON true"
+        )
+        keep = f"WHERE NOT (o.stored IS NOT NULL AND NOT ({_any(before)}))"
+    # The rows to write in a CTE of their own: inlined by PostgreSQL, planned apart by Citus
+    # (which cannot plan the join of the coordinator's stage and a distributed table inside
+    # an INSERT ... SELECT).
     return f"""
-INSERT INTO contacts (workspace_id, email, {_COLUMNS}, created_at, updated_at)
-SELECT %(ws)b, s.email, {", ".join(_given(n, typed) for n in FIELDS)}, %(now)b, %(now)b
-FROM {source} AS s
-ON CONFLICT (workspace_id, email) DO UPDATE SET updated_at = contacts.updated_at WHERE false
-RETURNING email, {stored}
+WITH batch AS (
+    SELECT s.* FROM {source} AS s {lateral}
+    {keep}
+)
+INSERT INTO contacts AS c (workspace_id, email, {columns}import_mask, created_at, updated_at)
+SELECT %(ws)b, s.email, {"".join(f"s.{n}, " for n in given)}s.nulls, %(now)b, %(now)b
+FROM batch AS s
+ORDER BY s.email COLLATE "C"
+ON CONFLICT (workspace_id, email) DO UPDATE
+SET {"".join(f"{n} = {m}, " for n, (m, _) in fields)}import_mask = {mask or "0"} + {REWRITTEN},
+    updated_at = excluded.updated_at
+WHERE {_any([t for _, (_, t) in fields])}
+RETURNING c.email,
+    CASE WHEN c.import_mask >= {REWRITTEN} THEN c.import_mask ELSE {stored or "0"} END
 """
 
 
@@ -108,24 +134,19 @@ RETURNING email, {stored}
 #: Created once per session (IF NOT EXISTS), emptied by every commit (and between rounds).
 PG_STAGE = f"""
 CREATE TEMPORARY TABLE IF NOT EXISTS import_stage (
-    email text NOT NULL, {", ".join(f"{n} {pg_type(n, staged=True)}" for n in FIELDS)},
+    email text NOT NULL, {", ".join(f"{n} {pg_type(n)}" for n in FIELDS)},
     nulls int8 NOT NULL
 ) ON COMMIT DELETE ROWS
 """
-PG_STAGE_TYPES = ["text", *(pg_type(n, staged=True) for n in FIELDS), "int8"]
-PG_COPY = f"COPY import_stage (email, {_COLUMNS}, nulls) FROM STDIN (FORMAT BINARY)"
 PG_UNSTAGE = "TRUNCATE import_stage"
-_STAGED = '(SELECT * FROM import_stage ORDER BY email COLLATE "C")'
-PG_APPLY_STAGED = {m: _apply(_STAGED, m, typed=True) for m in ("overwrite", "fill_blanks")}
-PG_CLAIM_STAGED = _claim(_STAGED, typed=True)
 
-# --- PostgreSQL, unnest mode: the batch travels as binary arrays ------------------------------
 
-_ARRAY_PARAMS = ", ".join(f"%({n})b::{pg_type(n)}[]" for n in FIELDS)
-_ARRAYS = f"""(SELECT * FROM unnest(%(email)b::text[], {_ARRAY_PARAMS}, %(nulls)b::int8[])
-    AS u(email, {_COLUMNS}, nulls) ORDER BY email COLLATE "C")"""
-PG_APPLY_ARRAYS = {m: _apply(_ARRAYS, m, typed=False) for m in ("overwrite", "fill_blanks")}
-PG_CLAIM_ARRAYS = _claim(_ARRAYS, typed=False)
+def pg_copy(given: tuple[str, ...]) -> tuple[str, list[str]]:
+    """The COPY of a batch's emails, given fields and null bits into the stage, and its types."""
+    columns = "".join(f"{n}, " for n in given)
+    copy = f"COPY import_stage (email, {columns}nulls) FROM STDIN (FORMAT BINARY)"
+    return copy, ["text", *(pg_type(n) for n in given), "int8"]
+
 
 # --- memberships, both databases' statements --------------------------------------------------
 

@@ -14,12 +14,12 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
-from operator import attrgetter
 from typing import Any
 
 import msgspec
 from email_validator import SPECIAL_USE_DOMAIN_NAMES, EmailNotValidError, validate_email
 from msgspec import UNSET
+from msgspec.structs import astuple
 
 from audience.contacts.schemas import LIST_STATUSES, ContactStruct
 from audience.db.models import (
@@ -90,7 +90,6 @@ class Validation:
 
 
 _DECODER: msgspec.json.Decoder[Any] = msgspec.json.Decoder(ContactStruct)
-_FIELD_GETTERS = [attrgetter(name) for name in FIELDS]
 _Column = Sequence[Any]
 
 
@@ -182,7 +181,9 @@ def check_rows(
     structs = decoded.structs if whole else decoded.structs[start:stop]
     emails = decoded.emails if whole else decoded.emails[start:stop]
     positions = decoded.positions if whole else decoded.positions[start:stop]
-    columns: list[_Column] = [list(map(getter, structs)) for getter in _FIELD_GETTERS]
+    # Transposed in C: every struct as a tuple (email, the fields, list_status), then zipped.
+    transposed: list[_Column] = list(zip(*map(astuple, structs), strict=True))
+    columns = transposed[1:-1] or [() for _ in FIELDS]
     failed: dict[int, str] = {}  # row -> its first error, in field order
     for k, (name, check) in enumerate(_COLUMN_CHECKS):
         columns[k] = check(name, columns[k], failed)

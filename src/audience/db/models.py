@@ -112,6 +112,9 @@ contacts = Table(
     *(Column(name, JsonType) for name in JSON_FIELDS),
     Column("created_at", Timestamp, nullable=False),
     Column("updated_at", Timestamp, nullable=False),
+    # The PostgreSQL import's scratch space (contacts/statements.py, pg_upsert): what its
+    # upsert last carried in or out of the row. Never read anywhere else.
+    Column("import_mask", BigInteger, nullable=True),
     ForeignKeyConstraint(["workspace_id"], ["workspaces.id"], ondelete="CASCADE"),
     # Partial: only contacts that carry an external_id are in it, so a lookup by email can
     # never mistake it for a cheaper path (on a table without statistics PostgreSQL did).

@@ -1,0 +1,24 @@
+"""contacts.import_mask: the PostgreSQL import's scratch column (contacts/statements.py)
+
+Revision ID: 0006
+Revises: 0005
+Create Date: 2026-12-01
+"""
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0006"
+down_revision = "0005"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    # Nullable without a default: PostgreSQL adds it without rewriting the table.
+    op.add_column("contacts", sa.Column("import_mask", sa.BigInteger(), nullable=True))
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("contacts", schema=None) as batch_op:
+        batch_op.drop_column("import_mask")
