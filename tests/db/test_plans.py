@@ -120,9 +120,13 @@ def _pg_plans(engine: Engine) -> dict[str, list[tuple[str, str, str, str]]]:
             cursor.execute("EXPLAIN (FORMAT JSON) " + upsert, params)
             plans[f"upsert staged {merge}"] = _reads(cursor.fetchone()[0])
         arrays = {"first_name": ["Bo"] * BATCH, "email": emails, "nulls": [0] * BATCH}
+        arrays["digest"] = [None] * BATCH
         upsert = statements.pg_upsert(given, "overwrite", staged=False, skip_unchanged=True)
         cursor.execute("EXPLAIN (FORMAT JSON) " + upsert, params | arrays)
         plans["upsert arrays"] = _reads(cursor.fetchone()[0])
+        known = {"ws": WS, "emails": emails, "digests": ["0" * 32] * BATCH}
+        cursor.execute("EXPLAIN (FORMAT JSON) " + statements.PG_STORED_DIGESTS, known)
+        plans["stored digests"] = _reads(cursor.fetchone()[0])
         cursor.execute(
             "EXPLAIN (FORMAT JSON) " + statements.PG_MEMBERSHIPS,
             {"ws": WS, "emails": [e for e in emails for _ in LISTS], "lists": LISTS * BATCH},
@@ -181,10 +185,14 @@ def _sqlite_plans(engine: Engine) -> dict[str, list[str]]:
     emails = json.dumps([f"c{i}@example.com" for i in range(1, BATCH + 1)])
     queries = {
         "stored": (statements.SQLITE_STORED, (WS, emails)),
+        "stored digests": (
+            statements.SQLITE_STORED_DIGESTS,
+            (json.dumps([[e, "0" * 32] for e in json.loads(emails)]), WS),
+        ),
         "memberships": (statements.SQLITE_MEMBERSHIPS, (WS, json.dumps(LISTS), emails)),
         "rewrite": (
             statements.SQLITE_REWRITE,
-            (*([None] * len(FIELDS)), "2026-06-01", WS, "c1@example.com"),
+            (*([None] * len(FIELDS)), None, "2026-06-01", WS, "c1@example.com"),
         ),
         "set membership": (
             statements.SQLITE_SET_MEMBERSHIP,

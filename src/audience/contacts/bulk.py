@@ -35,6 +35,7 @@ from audience.contacts.statements import (
     PG_MEMBERSHIPS,
     PG_SET_MEMBERSHIPS,
     PG_STAGE,
+    PG_STORED_DIGESTS,
     PG_UNSTAGE,
     REWRITTEN,
     SQLITE_ADD_MEMBERSHIP,
@@ -43,6 +44,7 @@ from audience.contacts.statements import (
     SQLITE_REWRITE,
     SQLITE_SET_MEMBERSHIP,
     SQLITE_STORED,
+    SQLITE_STORED_DIGESTS,
     pg_copy,
     pg_upsert,
     sqlite_timestamp,
@@ -130,7 +132,7 @@ class BulkWriter:
             if staged:
                 self._stage(cursor, batch, given, names)
             else:
-                params |= {"email": batch.emails, "nulls": batch.nulls}
+                params |= {"email": batch.emails, "nulls": batch.nulls, "digest": _digests(batch)}
                 params |= {FIELDS[k]: batch.columns[k] for k in given}
             upsert = pg_upsert(names, merge, staged=staged, skip_unchanged=skip)
             written = dict(cursor.execute(upsert, params, prepare=False).fetchall())
@@ -153,7 +155,7 @@ class BulkWriter:
         columns = [batch.columns[k] for k in given]
         with cursor.copy(statement) as copy:
             copy.set_types(types)
-            for row in zip(batch.emails, *columns, batch.nulls, strict=True):
+            for row in zip(batch.emails, *columns, batch.nulls, _digests(batch), strict=True):
                 copy.write_row(row)
 
     # --- SQLite -----------------------------------------------------------------------------------
@@ -173,6 +175,12 @@ class BulkWriter:
         for k, given in enumerate(batch.columns):
             if k in _DATETIMES:
                 given = [v if v is None else sqlite_timestamp(v) for v in given]
+            if not stored:  # every row new: stored as given, each field changed where given
+                columns.append(given)
+                if given.count(None) != len(given):
+                    bit = 1 << k
+                    masks = [m if v is None else m | bit for m, v in zip(masks, given, strict=True)]
+                continue
             column, changed = _merge_column(k, given, olds, batch.nulls, merge)
             columns.append(column)
             if changed is not None:
@@ -180,7 +188,15 @@ class BulkWriter:
                 masks = [m | bit if c else m for m, c in zip(masks, changed, strict=True)]
         stamp = sqlite_timestamp(now)
         rows = list(
-            zip(repeat(self.workspace_id), batch.emails, *columns, repeat(stamp), repeat(stamp))
+            zip(
+                repeat(self.workspace_id),
+                batch.emails,
+                *columns,
+                _digests(batch),
+                repeat(stamp),
+                repeat(stamp),
+                strict=False,  # repeat() is endless
+            )
         )
         cursor.executemany(SQLITE_INSERT, compress(rows, created))
         rewrite = [not c and m != 0 for c, m in zip(created, masks, strict=True)]
@@ -189,6 +205,28 @@ class BulkWriter:
             ((*row[2:-2], stamp, self.workspace_id, row[1]) for row in compress(rows, rewrite)),
         )
         return Applied(created, masks)
+
+    # --- contacts known by their input ---------------------------------------------------------
+
+    def stored_digests(
+        self, emails: Sequence[str], digests: Sequence[str | None]
+    ) -> dict[str, bool]:
+        """Of these emails, those stored, each with whether its contact was last written by
+        an import of the input with this digest (validation.input_digest): importing that
+        input again changes nothing. Read without a lock (see statements.pg_upsert,
+        skip_unchanged)."""
+        if not emails:
+            return {}
+        with translated():
+            driver = driver_connection(self.conn)
+            if self.is_sqlite:
+                pairs = _json([[e, d] for e, d in zip(emails, digests, strict=True)])
+                rows = driver.cursor().execute(SQLITE_STORED_DIGESTS, (pairs, self.workspace_id))
+                return {email: bool(same) for email, same in rows}
+            params = {"ws": self.workspace_id, "emails": emails, "digests": digests}
+            with driver.cursor() as cursor:
+                rows = cursor.execute(PG_STORED_DIGESTS, params, prepare=False)
+                return {email: bool(same) for email, same in rows}
 
     # --- memberships ------------------------------------------------------------------------------
 
@@ -274,6 +312,10 @@ class BulkWriter:
         }
 
 
+def _digests(batch: ContactBatch) -> Sequence[str | None]:
+    return batch.digests if batch.digests is not None else [None] * len(batch)
+
+
 def list_status_after(before: str | None, target: str, *, double_optin: bool) -> str:
     """A membership's status after an import (docs/import.md, Lists): `subscribed` adds a
     new membership (active, or pending on a double opt-in list) and changes none; `active`
@@ -350,5 +392,5 @@ def json_equal(a: Any, b: Any) -> bool:
     return type(a) is type(b) and a == b
 
 
-def _json(values: Sequence[str]) -> str:
+def _json(values: Sequence[Any]) -> str:
     return msgspec.json.encode(list(values)).decode()

@@ -36,11 +36,12 @@ from audience.contacts.validation import (
     Decoded,
     check_rows,
     decode_contacts,
+    input_digest,
     normalize_email,
     validate_batch,
 )
 from audience.db.models import MembershipStatus
-from audience.errors import BadRequest, NotFound
+from audience.errors import BadRequest, NotFound, RetryableDatabaseError
 from audience.kit import metrics
 from audience.kit.clock import utcnow
 from audience.kit.pagination import decode_cursor, encode_cursor
@@ -64,6 +65,7 @@ def import_contacts(
     """
     _check_import(caller, request, limits)
     decoded = decode_contacts(request.contacts)
+    decoded.digests = [input_digest(request.merge, request.contacts[p]) for p in decoded.positions]
     lists_wanted = _lock_lists(conn, caller.workspace_id, request.subscribe_to_lists)
     operations = [
         Operation(index, email, "error", decoded.errors.get(index))
@@ -71,16 +73,30 @@ def import_contacts(
     ]
     writer = BulkWriter(conn, caller.workspace_id)
     now = utcnow()
-
+    # The contacts that the last import of the very same input wrote are not checked again.
+    # Without lists, a contact the import leaves as it is need not even be locked: they are
+    # answered now. With lists, every contact is locked before its memberships (the lock
+    # order): a known one goes on with no field to write, to be locked in its place.
+    stored, known = _stored(writer, decoded)
+    known_positions = {decoded.positions[i] for i in known}
+    if lists_wanted:
+        decoded = decoded.emptied(known)
+    else:
+        for position in known_positions:
+            operations[position].action, operations[position].changed_fields = "update", []
+        decoded, known_positions = decoded.without(known), set()
     written: list[ContactBatch] = []
 
     def write(rounds: list[ContactBatch]) -> None:
         for batch in rounds:
-            # Without lists, a contact the import leaves as it is need not even be locked;
-            # with them, every contact is locked before its memberships (the lock order).
-            applied = writer.apply(
-                batch, merge=request.merge, now=now, skip_unchanged=not lists_wanted
-            )
+            # A part with no stored contact has none to leave alone: no read before the write.
+            skip = not lists_wanted and any(email in stored for email in batch.emails)
+            applied = writer.apply(batch, merge=request.merge, now=now, skip_unchanged=skip)
+            if known_positions and any(
+                created and position in known_positions
+                for position, created in zip(batch.positions, applied.created, strict=True)
+            ):
+                raise RetryableDatabaseError()  # deleted since it was known: run again
             _record(batch, applied, operations)
             written.append(batch)
 
@@ -93,6 +109,26 @@ def import_contacts(
     if not request.dry_run:  # a dry run writes nothing: the metrics count what was written
         _count(operations)
     return ImportAnswer(operations, None, _summary(operations), request.dry_run)
+
+
+def _stored(writer: BulkWriter, decoded: Decoded) -> tuple[dict[str, bool], set[int]]:
+    """The contacts' emails already stored (BulkWriter.stored_digests), and the rows of
+    `decoded` whose stored contact the last import of the very same input wrote, untouched
+    since: importing them again changes nothing (a re-sync of unchanged contacts). An email
+    sent more than once is left to the rules of duplicates."""
+    assert decoded.digests is not None
+    emails = decoded.emails
+    singles: list[str] = []
+    digests: list[str | None] = []
+    for i, email in enumerate(emails):
+        if i and emails[i - 1] == email:
+            digests[-1] = None  # sent more than once
+            continue
+        singles.append(email)
+        digests.append(decoded.digests[i])
+    stored = writer.stored_digests(singles, digests)
+    known = {i for i, email in enumerate(emails) if stored.get(email)}
+    return stored, known
 
 
 #: An import is checked and written in parts of at least this many contacts (at most 4).

@@ -88,8 +88,11 @@ def pg_upsert(given: tuple[str, ...], merge: str, *, staged: bool, skip_unchange
     else:
         arrays = "".join(f"%({n})b::{pg_type(n)}[], " for n in given)
         names = "".join(f"{n}, " for n in given)
-        rows = f"unnest(%(email)b::text[], {arrays}%(nulls)b::int8[]) AS u(email, {names}nulls)"
-    source = f'(SELECT email, {typed}nulls FROM {rows} ORDER BY email COLLATE "C" OFFSET 0)'
+        rows = (
+            f"unnest(%(email)b::text[], {arrays}%(nulls)b::int8[], %(digest)b::text[]) "
+            f"AS u(email, {names}nulls, digest)"
+        )
+    source = f'(SELECT email, {typed}nulls, digest FROM {rows} ORDER BY email COLLATE "C" OFFSET 0)'
 
     columns = "".join(f"{n}, " for n in given)
     fields = [
@@ -116,13 +119,14 @@ WITH batch AS (
     SELECT s.* FROM {source} AS s {lateral}
     {keep}
 )
-INSERT INTO contacts AS c (workspace_id, email, {columns}import_mask, created_at, updated_at)
-SELECT %(ws)b, s.email, {"".join(f"s.{n}, " for n in given)}s.nulls, %(now)b, %(now)b
+INSERT INTO contacts AS c
+    (workspace_id, email, {columns}import_mask, import_digest, created_at, updated_at)
+SELECT %(ws)b, s.email, {"".join(f"s.{n}, " for n in given)}s.nulls, s.digest, %(now)b, %(now)b
 FROM batch AS s
 ORDER BY s.email COLLATE "C"
 ON CONFLICT (workspace_id, email) DO UPDATE
 SET {"".join(f"{n} = {m}, " for n, (m, _) in fields)}import_mask = {mask or "0"} + {REWRITTEN},
-    updated_at = excluded.updated_at
+    import_digest = excluded.import_digest, updated_at = excluded.updated_at
 WHERE {_any([t for _, (_, t) in fields])}
 RETURNING c.email,
     CASE WHEN c.import_mask >= {REWRITTEN} THEN c.import_mask ELSE {stored or "0"} END
@@ -135,7 +139,7 @@ RETURNING c.email,
 PG_STAGE = f"""
 CREATE TEMPORARY TABLE IF NOT EXISTS import_stage (
     email text NOT NULL, {", ".join(f"{n} {pg_type(n)}" for n in FIELDS)},
-    nulls int8 NOT NULL
+    nulls int8 NOT NULL, digest text
 ) ON COMMIT DELETE ROWS
 """
 PG_UNSTAGE = "TRUNCATE import_stage"
@@ -144,8 +148,21 @@ PG_UNSTAGE = "TRUNCATE import_stage"
 def pg_copy(given: tuple[str, ...]) -> tuple[str, list[str]]:
     """The COPY of a batch's emails, given fields and null bits into the stage, and its types."""
     columns = "".join(f"{n}, " for n in given)
-    copy = f"COPY import_stage (email, {columns}nulls) FROM STDIN (FORMAT BINARY)"
-    return copy, ["text", *(pg_type(n) for n in given), "int8"]
+    copy = f"COPY import_stage (email, {columns}nulls, digest) FROM STDIN (FORMAT BINARY)"
+    return copy, ["text", *(pg_type(n) for n in given), "int8", "text"]
+
+
+# Of (email, digest) pairs, the emails stored, each with whether its import_digest is that
+# digest (the row the last import of the same input wrote, untouched since).
+PG_STORED_DIGESTS = """
+SELECT t.email, t.import_digest = u.digest
+FROM unnest(%(emails)b::text[], %(digests)b::text[]) AS u(email, digest)
+CROSS JOIN LATERAL (
+    SELECT c.email, c.import_digest FROM contacts AS c
+    WHERE c.workspace_id = %(ws)b AND c.email = u.email
+    OFFSET 0
+) AS t
+"""
 
 
 # --- memberships, both databases' statements --------------------------------------------------
@@ -194,12 +211,19 @@ SELECT email, {_COLUMNS} FROM contacts
 WHERE workspace_id = ? AND email IN (SELECT value FROM json_each(?))
 """
 SQLITE_INSERT = f"""
-INSERT INTO contacts (workspace_id, email, {_COLUMNS}, created_at, updated_at)
-VALUES (?, ?, {", ".join("?" for _ in FIELDS)}, ?, ?)
+INSERT INTO contacts (workspace_id, email, {_COLUMNS}, import_digest, created_at, updated_at)
+VALUES (?, ?, {", ".join("?" for _ in FIELDS)}, ?, ?, ?)
 """
 SQLITE_REWRITE = f"""
-UPDATE contacts SET {", ".join(f"{n} = ?" for n in FIELDS)}, updated_at = ?
+UPDATE contacts SET {", ".join(f"{n} = ?" for n in FIELDS)}, import_digest = ?, updated_at = ?
 WHERE workspace_id = ? AND email = ?
+"""
+# CROSS JOIN keeps the pairs the outer loop (SQLite's join-order hint): each is then a probe
+# of the primary key, never a scan of the workspace for each pair.
+SQLITE_STORED_DIGESTS = """
+SELECT contacts.email, contacts.import_digest = j.value ->> 1 FROM json_each(?) AS j
+CROSS JOIN contacts
+WHERE contacts.workspace_id = ? AND contacts.email = j.value ->> 0
 """
 SQLITE_MEMBERSHIPS = """
 SELECT email, list_id, status FROM contact_lists

@@ -7,6 +7,7 @@ for the repository's set-based SQL, with no per-contact dictionaries in between.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import re
 import zoneinfo
@@ -21,7 +22,7 @@ from email_validator import SPECIAL_USE_DOMAIN_NAMES, EmailNotValidError, valida
 from msgspec import UNSET
 from msgspec.structs import astuple
 
-from audience.contacts.schemas import LIST_STATUSES, ContactStruct
+from audience.contacts.schemas import LIST_STATUSES, MERGE_POLICIES, ContactStruct
 from audience.db.models import (
     DATETIME_FIELDS,
     EMAIL_MAX_LENGTH,
@@ -69,6 +70,8 @@ class ContactBatch:
     nulls: list[int]
     positions: list[int]
     list_statuses: list[str | None]
+    #: input_digest of each contact, stored with the rows written (None: none to store).
+    digests: list[str] | None = None
 
     def __len__(self) -> int:
         return len(self.emails)
@@ -116,6 +119,34 @@ class Decoded:
     structs: list[Any]
     emails: list[str]
     positions: list[int]
+    #: The input_digest of each (set by the import: it knows the merge policy).
+    digests: list[str] | None = None
+
+    def without(self, rows: set[int]) -> Decoded:
+        """The same minus the valid contacts at these indexes of `structs`."""
+        if not rows:
+            return self
+        keep = [i for i in range(len(self.emails)) if i not in rows]
+        return Decoded(
+            self.reported,
+            self.errors,
+            [self.structs[i] for i in keep],
+            [self.emails[i] for i in keep],
+            [self.positions[i] for i in keep],
+            None if self.digests is None else [self.digests[i] for i in keep],
+        )
+
+    def emptied(self, rows: set[int]) -> Decoded:
+        """The same with the valid contacts at these indexes of `structs` reduced to their
+        email and list_status: nothing of theirs to check or write."""
+        if not rows:
+            return self
+        structs = list(self.structs)
+        for i in rows:
+            structs[i] = ContactStruct(email=structs[i].email, list_status=structs[i].list_status)
+        return Decoded(
+            self.reported, self.errors, structs, self.emails, self.positions, self.digests
+        )
 
     def parts(self, size: int) -> list[tuple[int, int]]:
         """[start, stop) ranges of about `size` rows that never split an email's duplicates."""
@@ -128,6 +159,23 @@ class Decoded:
             bounds.append((start, stop))
             start = stop
         return bounds
+
+
+#: Part of every input digest: raise it when a rule changes what a contact's bytes become.
+RULES_VERSION = b"1"
+
+
+def input_digest(merge: str, raw: bytes | msgspec.Raw) -> str:
+    """What identifies a contact's input: its JSON bytes as sent and the merge policy. An
+    import stores it with each row it writes (contacts.import_digest); applying the same
+    input again to the row it wrote changes nothing (both policies are idempotent), so a
+    re-sync of unchanged contacts skips them (contacts/service.py)."""
+    digest = _DIGESTS[merge].copy()
+    digest.update(raw)
+    return digest.hexdigest()
+
+
+_DIGESTS = {m: hashlib.blake2b(RULES_VERSION + m.encode(), digest_size=16) for m in MERGE_POLICIES}
 
 
 def decode_contacts(raws: Sequence[bytes | msgspec.Raw]) -> Decoded:
@@ -181,6 +229,7 @@ def check_rows(
     structs = decoded.structs if whole else decoded.structs[start:stop]
     emails = decoded.emails if whole else decoded.emails[start:stop]
     positions = decoded.positions if whole else decoded.positions[start:stop]
+    digests = None if decoded.digests is None else decoded.digests[start:stop]
     # Transposed in C: every struct as a tuple (email, the fields, list_status), then zipped.
     transposed: list[_Column] = list(zip(*map(astuple, structs), strict=True))
     columns = transposed[1:-1] or [() for _ in FIELDS]
@@ -191,13 +240,14 @@ def check_rows(
     statuses = [None if s.list_status is UNSET else s.list_status for s in structs]
     rows = _rounds(emails, failed)
     if len(rows) == 1 and len(rows[0]) == len(emails):  # no duplicate, no failure
-        return [_batch(emails, positions, columns, statuses)], errors
+        return [_batch(emails, positions, columns, statuses, digests)], errors
     rounds = [
         _batch(
             [emails[r] for r in kept],
             [positions[r] for r in kept],
             [[column[r] for r in kept] for column in columns],
             [statuses[r] for r in kept],
+            None if digests is None else [digests[r] for r in kept],
         )
         for kept in rows
     ]
@@ -224,6 +274,7 @@ def _batch(
     positions: list[int],
     columns: Sequence[_Column],
     statuses: list[str | None],
+    digests: list[str] | None = None,
 ) -> ContactBatch:
     """Null masks from the explicit nulls, then every column in its final form."""
     nulls = [0] * len(emails)
@@ -242,7 +293,7 @@ def _batch(
             final.append([v.strip() if v.__class__ is str else None for v in column])
         else:
             final.append([None if v is UNSET else v for v in column])
-    return ContactBatch(emails, final, nulls, positions, statuses)
+    return ContactBatch(emails, final, nulls, positions, statuses, digests)
 
 
 def normalize_email(value: Any) -> str:

@@ -115,6 +115,9 @@ contacts = Table(
     # The PostgreSQL import's scratch space (contacts/statements.py, pg_upsert): what its
     # upsert last carried in or out of the row. Never read anywhere else.
     Column("import_mask", BigInteger, nullable=True),
+    # The input_digest of the import row that last wrote the contact (contacts/validation.py);
+    # every write of a contact's fields sets it (NULL when not written by an import).
+    Column("import_digest", String(32), nullable=True),
     ForeignKeyConstraint(["workspace_id"], ["workspaces.id"], ondelete="CASCADE"),
     # Partial: only contacts that carry an external_id are in it, so a lookup by email can
     # never mistake it for a cheaper path (on a table without statistics PostgreSQL did).
