@@ -47,37 +47,8 @@ POSTGRES_SERVERS = ["postgres", "citus"]
 #: Shards per distributed table in the test databases (the default, 32, makes every
 #: clean-up of a test touch 32 shards of each table).
 CITUS_TEST_SHARDS = 4
-#: A Citus test that left fewer contacts than this is cleaned up by DELETE, else TRUNCATE.
-CITUS_DELETE_BELOW = 2_000
-#: The modules whose storage tests run on Citus as well: where a distributed engine can
-#: behave otherwise (writes and their semantics, locks and races, timeouts, plans and shards,
-#: migrations, tenant isolation, the job queue). The rest (request parsing, authentication,
-#: the console, the CLI, limits of the process, crashes) runs on SQLite and PostgreSQL;
-#: AUDIENCE_TEST_CITUS_ALL=1 runs every storage test on Citus too (~6 more minutes).
-CITUS_MODULES = frozenset(
-    {
-        "tests/db/test_citus.py",
-        "tests/db/test_migrations.py",
-        "tests/contacts/test_access.py",
-        "tests/contacts/test_bulk_write.py",
-        "tests/contacts/test_import_contacts.py",
-        "tests/contacts/test_import_lists.py",
-        "tests/contacts/test_import_options.py",
-        "tests/contacts/test_import_semantics.py",
-        "tests/contacts/test_resync.py",
-        "tests/import_jobs/test_processing.py",
-        "tests/import_jobs/test_retention.py",
-        "tests/import_jobs/test_routes.py",
-        "tests/import_jobs/test_workers.py",
-        "tests/reliability/test_concurrency.py",
-        "tests/reliability/test_database_limits.py",
-        "tests/reliability/test_import_properties.py",
-        "tests/reliability/test_isolation.py",
-        "tests/reliability/test_model.py",
-        "tests/reliability/test_write_races.py",
-    }
-)
-CITUS_ALL = os.environ.get("AUDIENCE_TEST_CITUS_ALL") == "1"
+#: A test that left fewer contacts than this is cleaned up by DELETE, else TRUNCATE.
+DELETE_BELOW = 2_000
 
 # The tests build their own settings: an operator's AUDIENCE_* variables (a lower contact
 # limit, another database) must not reach them. Only the test configuration itself stays.
@@ -116,21 +87,12 @@ def _missing_backends() -> dict[str, str]:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """A backend not configured is left out quietly: one line says so, not one a test. So is
-    Citus outside CITUS_MODULES (unless AUDIENCE_TEST_CITUS_ALL=1)."""
+    """A backend not configured is left out quietly: one line says so, not one a test."""
     missing = _missing_backends()
-
-    def left_out(item: pytest.Item) -> bool:
-        backend = _backend_of(item)
-        if backend in missing:
-            return True
-        module = item.nodeid.partition("::")[0]
-        return backend == "citus" and not CITUS_ALL and module not in CITUS_MODULES
-
-    dropped = [item for item in items if left_out(item)]
-    if dropped:
-        config.hook.pytest_deselected(items=dropped)
-        items[:] = [item for item in items if not left_out(item)]
+    left_out = [item for item in items if _backend_of(item) in missing]
+    if left_out:
+        config.hook.pytest_deselected(items=left_out)
+        items[:] = [item for item in items if _backend_of(item) not in missing]
 
 
 def _backend_of(item: pytest.Item) -> str | None:
@@ -286,22 +248,20 @@ def server_database(backend: str, request: pytest.FixtureRequest) -> str:
 
 
 def empty_tables(url: str, backend: str) -> None:
-    """Every table of the schema emptied (a server backend's database, after a test). On
-    Citus, when the test left few contacts, by deleting the workspaces, whose deletion
-    cascades to every table keyed by one (a TRUNCATE of every shard of every table took ~6
-    times as long), and the sign-in attempts, the one table without a workspace; after a
-    large import the cascade would cost more than the TRUNCATE (24 s after a maximum one)."""
+    """Every table of the schema emptied (a server backend's database, after a test). When
+    the test left few contacts, by deleting the workspaces, whose deletion cascades to every
+    table keyed by one, and the sign-in attempts, the one table without a workspace: a
+    TRUNCATE of every table took ~150 ms on PostgreSQL (new files for each table and index),
+    ~6 times as long on Citus (every shard). After a large import the cascade would cost more
+    than the TRUNCATE (24 s on Citus after a maximum one)."""
     engine = create_engine(url)
     with engine.begin() as conn:
         if backend == "citus":  # DDL and reads of the shards in one transaction
             conn.execute(text("SET LOCAL citus.multi_shard_modify_mode TO 'sequential'"))
-        few = (
-            backend == "citus"
-            and conn.execute(
-                text("SELECT count(*) < :n FROM (SELECT 1 FROM contacts LIMIT :n) AS c"),
-                {"n": CITUS_DELETE_BELOW},
-            ).scalar_one()
-        )
+        few = conn.execute(
+            text("SELECT count(*) < :n FROM (SELECT 1 FROM contacts LIMIT :n) AS c"),
+            {"n": DELETE_BELOW},
+        ).scalar_one()
         if few:
             conn.execute(text("DELETE FROM workspaces"))
             conn.execute(text("DELETE FROM console_login_attempts"))

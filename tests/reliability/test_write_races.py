@@ -52,7 +52,7 @@ pytestmark = pytest.mark.slow
 #: The server's lock timeout: far above any wait at these loads (milliseconds), short enough
 #: that a request stuck behind a lock answers within the pair's time.
 LOCK_TIMEOUT = 3.0
-RACE_SECONDS = 1.0
+RACE_SECONDS = 0.5
 #: A race goes on past RACE_SECONDS until every route of the pair has succeeded once (on a
 #: loaded machine, a slow backend such as Citus can spend the whole second on a few requests).
 RACE_MAX_SECONDS = 8.0

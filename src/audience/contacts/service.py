@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import datetime
+from itertools import repeat
 
 import msgspec
 from sqlalchemy import Connection
@@ -41,7 +42,7 @@ from audience.contacts.validation import (
     validate_batch,
 )
 from audience.db.models import MembershipStatus
-from audience.errors import BadRequest, NotFound, RetryableDatabaseError
+from audience.errors import BadRequest, NotFound
 from audience.kit import metrics
 from audience.kit.clock import utcnow
 from audience.kit.pagination import decode_cursor, encode_cursor
@@ -73,18 +74,17 @@ def import_contacts(
     ]
     writer = BulkWriter(conn, caller.workspace_id)
     now = utcnow()
-    # The contacts that the last import of the very same input wrote are not checked again.
-    # Without lists, a contact the import leaves as it is need not even be locked: they are
-    # answered now. With lists, every contact is locked before its memberships (the lock
-    # order): a known one goes on with no field to write, to be locked in its place.
-    stored, known = _stored(writer, decoded)
-    known_positions = {decoded.positions[i] for i in known}
-    if lists_wanted:
-        decoded = decoded.emptied(known)
-    else:
-        for position in known_positions:
-            operations[position].action, operations[position].changed_fields = "update", []
-        decoded, known_positions = decoded.without(known), set()
+    # The contacts that the last import of the very same input wrote, untouched since, are
+    # answered unchanged without being checked or written again (not even locked: see
+    # statements.pg_upsert, skip_unchanged). Not with lists, where every contact is locked
+    # before its memberships, and a known one deleted meanwhile would have to be created.
+    stored: dict[str, bool] = {}
+    if not lists_wanted:
+        stored, known = _stored(writer, decoded)
+        for i in known:
+            op = operations[decoded.positions[i]]
+            op.action, op.changed_fields = "update", []
+        decoded = decoded.without(known)
     written: list[ContactBatch] = []
 
     def write(rounds: list[ContactBatch]) -> None:
@@ -92,19 +92,15 @@ def import_contacts(
             # A part with no stored contact has none to leave alone: no read before the write.
             skip = not lists_wanted and any(email in stored for email in batch.emails)
             applied = writer.apply(batch, merge=request.merge, now=now, skip_unchanged=skip)
-            if known_positions and any(
-                created and position in known_positions
-                for position, created in zip(batch.positions, applied.created, strict=True)
-            ):
-                raise RetryableDatabaseError()  # deleted since it was known: run again
             _record(batch, applied, operations)
-            written.append(batch)
+            if lists_wanted:  # kept for the memberships, written after every contact
+                written.append(batch)
 
     with _maybe_rolled_back(conn, request.dry_run):
         for position, message in _overlapped(decoded, write).items():
             operations[position].error = message
         # Every contact first, then every membership: the lock order of every write.
-        for batch in written if lists_wanted else ():
+        for batch in written:
             _subscribe(writer, batch, operations, request, lists_wanted, now)
     if not request.dry_run:  # a dry run writes nothing: the metrics count what was written
         _count(operations)
@@ -150,6 +146,7 @@ def _overlapped(decoded: Decoded, write: Callable[[list[ContactBatch]], None]) -
         pending: Future[None] | None = None
         for start, stop in parts:
             rounds, refused = check_rows(decoded, start, stop)
+            decoded.structs[start:stop] = repeat(None, stop - start)  # checked: let them go
             errors.update(refused)
             if pending is not None:
                 pending.result()

@@ -136,18 +136,6 @@ class Decoded:
             None if self.digests is None else [self.digests[i] for i in keep],
         )
 
-    def emptied(self, rows: set[int]) -> Decoded:
-        """The same with the valid contacts at these indexes of `structs` reduced to their
-        email and list_status: nothing of theirs to check or write."""
-        if not rows:
-            return self
-        structs = list(self.structs)
-        for i in rows:
-            structs[i] = ContactStruct(email=structs[i].email, list_status=structs[i].list_status)
-        return Decoded(
-            self.reported, self.errors, structs, self.emails, self.positions, self.digests
-        )
-
     def parts(self, size: int) -> list[tuple[int, int]]:
         """[start, stop) ranges of about `size` rows that never split an email's duplicates."""
         bounds: list[tuple[int, int]] = []
