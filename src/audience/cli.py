@@ -139,11 +139,12 @@ def _metrics_folder(settings: Settings) -> Iterator[None]:
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def _migrate(settings: Settings, progress: Progress | None = None) -> list[str]:
-    """The schema brought up to date (and distributed on Citus); the tables distributed."""
+def _migrate(settings: Settings, progress: Progress | None = None) -> None:
+    """The schema brought up to date (and distributed on Citus, a line per table to
+    `progress`)."""
     engine = build_engine(settings)
     try:
-        return upgrade(engine, progress)
+        upgrade(engine, progress)
     finally:
         engine.dispose()
 

@@ -132,7 +132,7 @@ class BulkWriter:
             if staged:
                 self._stage(cursor, batch, given, names)
             else:
-                params |= {"email": batch.emails, "nulls": batch.nulls, "digest": _digests(batch)}
+                params |= {"email": batch.emails, "nulls": batch.nulls, "digest": batch.digests}
                 params |= {FIELDS[k]: batch.columns[k] for k in given}
             upsert = pg_upsert(names, merge, staged=staged, skip_unchanged=skip)
             written = dict(cursor.execute(upsert, params, prepare=False).fetchall())
@@ -155,7 +155,7 @@ class BulkWriter:
         columns = [batch.columns[k] for k in given]
         with cursor.copy(statement) as copy:
             copy.set_types(types)
-            for row in zip(batch.emails, *columns, batch.nulls, _digests(batch), strict=True):
+            for row in zip(batch.emails, *columns, batch.nulls, batch.digests, strict=True):
                 copy.write_row(row)
 
     # --- SQLite -----------------------------------------------------------------------------------
@@ -192,7 +192,7 @@ class BulkWriter:
                 repeat(self.workspace_id),
                 batch.emails,
                 *columns,
-                _digests(batch),
+                batch.digests,
                 repeat(stamp),
                 repeat(stamp),
                 strict=False,  # repeat() is endless
@@ -310,10 +310,6 @@ class BulkWriter:
             "lists": list_ids,
             "statuses": statuses,
         }
-
-
-def _digests(batch: ContactBatch) -> Sequence[str | None]:
-    return batch.digests if batch.digests is not None else [None] * len(batch)
 
 
 def list_status_after(before: str | None, target: str, *, double_optin: bool) -> str:

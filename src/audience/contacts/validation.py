@@ -70,8 +70,8 @@ class ContactBatch:
     nulls: list[int]
     positions: list[int]
     list_statuses: list[str | None]
-    #: input_digest of each contact, stored with the rows written (None: none to store).
-    digests: list[str] | None = None
+    #: input_digest of each contact, stored with its row when written (None: not an import's).
+    digests: Sequence[str | None]
 
     def __len__(self) -> int:
         return len(self.emails)
@@ -151,6 +151,7 @@ class Decoded:
 
 #: Part of every input digest: raise it when a rule changes what a contact's bytes become.
 RULES_VERSION = b"1"
+_DIGESTS = {m: hashlib.blake2b(RULES_VERSION + m.encode(), digest_size=16) for m in MERGE_POLICIES}
 
 
 def input_digest(merge: str, raw: bytes | msgspec.Raw) -> str:
@@ -161,9 +162,6 @@ def input_digest(merge: str, raw: bytes | msgspec.Raw) -> str:
     digest = _DIGESTS[merge].copy()
     digest.update(raw)
     return digest.hexdigest()
-
-
-_DIGESTS = {m: hashlib.blake2b(RULES_VERSION + m.encode(), digest_size=16) for m in MERGE_POLICIES}
 
 
 def decode_contacts(raws: Sequence[bytes | msgspec.Raw]) -> Decoded:
@@ -281,7 +279,14 @@ def _batch(
             final.append([v.strip() if v.__class__ is str else None for v in column])
         else:
             final.append([None if v is UNSET else v for v in column])
-    return ContactBatch(emails, final, nulls, positions, statuses, digests)
+    return ContactBatch(
+        emails,
+        final,
+        nulls,
+        positions,
+        statuses,
+        [None] * len(emails) if digests is None else digests,
+    )
 
 
 def normalize_email(value: Any) -> str:
