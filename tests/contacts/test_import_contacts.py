@@ -466,3 +466,34 @@ def test_a_large_shuffled_batch_keeps_input_order_in_its_operations(
             assert op["action"] == "create"
         seen.add(email)
     assert count_contacts(engine, tenant.id) == 200
+
+
+def test_contacts_of_every_part_that_fail_to_decode_are_reported_as_typed(
+    client: TestClient, engine: Engine, tenant: Tenant
+) -> None:
+    """A batch is decoded a part (~1,000 contacts) at a time after its emails are sorted:
+    a field of the wrong type is found in its part, reported with the email as typed
+    (trimmed, lower-cased, not normalised further), and a later duplicate of the same email
+    is still applied."""
+    good = [{"email": f"p{i:04d}@example.com", "first_name": "A"} for i in range(3_000)]
+    bad = {
+        7: {"email": " Zoë@Exämple.COM ", "custom_number_1": "x"},
+        1_500: {"email": "p1500@example.com", "first_name": 5},
+        2_900: {"email": "P2900@example.com", "custom_datetime_1": "yesterday"},
+    }
+    batch: list[Any] = [bad.get(i, contact) for i, contact in enumerate(good)]
+    batch.append({"email": "p1500@example.com", "first_name": "Late"})  # its duplicate
+    operations = import_ok(client, tenant, batch)
+    assert [(op["index"], op["email"], op["error"]) for op in operations if op["error"]] == [
+        (7, "zoë@exämple.com", "custom_number_1: expected a number"),
+        (1_500, "p1500@example.com", "first_name: expected a string"),
+        (
+            2_900,
+            "p2900@example.com",
+            "custom_datetime_1: expected an RFC 3339 date-time with a time zone offset",
+        ),
+    ]
+    assert operations[-1]["action"] == "create"
+    assert count_contacts(engine, tenant.id) == 2_998
+    late = get_contact(client, tenant, "p1500@example.com")
+    assert late is not None and late["first_name"] == "Late"

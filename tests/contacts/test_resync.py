@@ -149,3 +149,25 @@ def test_a_dry_run_answers_the_same_and_writes_nothing(
     assert response.status_code == 200, response.text
     assert response.json()["summary"]["unchanged"] == 3
     assert _stored(engine, tenant.id) == before
+
+
+def test_stored_contacts_the_sample_misses_are_answered_all_the_same(
+    client: TestClient, tenant: Tenant, engine: Engine
+) -> None:
+    """The lookup of stored digests samples every SAMPLE_EVERY-th email first (sorted) and
+    looks no further when none is stored: contacts it misses go the usual way."""
+    import_ok(client, tenant, PEOPLE[1:2])  # bo: sorted second, never in the sample
+    before = _stored(engine, tenant.id)
+    changed = {"email": "cy@example.com", "country": "DE"}
+    import_ok(client, tenant, [{"email": "cy@example.com", "country": "FR"}])
+    fresh = [{"email": f"new{i}@example.com", "first_name": f"N{i}"} for i in range(8)]
+    operations = import_ok(client, tenant, [PEOPLE[0], PEOPLE[1], changed, *fresh])
+    assert [(op["action"], op["changed_fields"]) for op in operations[:3]] == [
+        ("create", ["custom_json_1", "first_name"]),
+        ("update", []),
+        ("update", ["country"]),
+    ]
+    assert [op["action"] for op in operations[3:]] == ["create"] * 8
+    after = _stored(engine, tenant.id)
+    assert after["bo@example.com"] == before["bo@example.com"]  # not rewritten
+    assert after["cy@example.com"][list(contacts.c.keys()).index("country")] == "DE"

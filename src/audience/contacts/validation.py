@@ -93,6 +93,8 @@ class Validation:
 
 
 _DECODER: msgspec.json.Decoder[Any] = msgspec.json.Decoder(ContactStruct)
+#: Stands for a contact whose fields failed to decode: every field absent.
+_BLANK = ContactStruct(email="")
 _Column = Sequence[Any]
 
 
@@ -107,30 +109,31 @@ def validate_batch(raws: Sequence[bytes | msgspec.Raw]) -> Validation:
 
 @dataclass(slots=True)
 class Decoded:
-    """An import's contacts decoded, their emails normalised, sorted by email.
+    """An import's contacts read as far as their emails, normalised, sorted by email.
 
     `reported[i]` and `errors[i]` are what input contact i reports as its email and, if it
-    failed already, why; `structs`, `emails` and `positions` (input indexes) are the valid
-    ones in email order (a stable sort: the duplicates of an email stay in input order).
+    failed already, why; `raws`, `emails` and `positions` (input indexes) are those with a
+    valid email, in email order (a stable sort: the duplicates of an email stay in input
+    order). Their other fields are decoded by check_rows, a part at a time.
     """
 
     reported: list[str]
     errors: dict[int, str]
-    structs: list[Any]
+    raws: list[bytes | msgspec.Raw]
     emails: list[str]
     positions: list[int]
     #: The input_digest of each (set by the import: it knows the merge policy).
     digests: list[str] | None = None
 
     def without(self, rows: set[int]) -> Decoded:
-        """The same minus the valid contacts at these indexes of `structs`."""
+        """The same minus the valid contacts at these indexes of `raws`."""
         if not rows:
             return self
         keep = [i for i in range(len(self.emails)) if i not in rows]
         return Decoded(
             self.reported,
             self.errors,
-            [self.structs[i] for i in keep],
+            [self.raws[i] for i in keep],
             [self.emails[i] for i in keep],
             [self.positions[i] for i in keep],
             None if self.digests is None else [self.digests[i] for i in keep],
@@ -165,32 +168,24 @@ def input_digest(merge: str, raw: bytes | msgspec.Raw) -> str:
 
 
 def decode_contacts(raws: Sequence[bytes | msgspec.Raw]) -> Decoded:
-    """Each contact decoded from its own JSON bytes (one bad contact never fails its batch),
-    its email normalised (rule 5), then the valid ones sorted by email."""
+    """Each contact's email read from its own JSON bytes (one bad contact never fails its
+    batch) and normalised (rule 5), then the contacts sorted by email. Their other fields
+    are decoded by check_rows, a part at a time: in step with the writes, and only a part's
+    decoded contacts held at once. A contact that fails here is decoded whole at once, so
+    that a field of the wrong type is reported before a bad email, as always."""
     reported: list[str] = []
     errors: dict[int, str] = {}
-    structs: list[Any] = []
+    kept: list[bytes | msgspec.Raw] = []
     emails: list[str] = []
-    positions: list[int] = []  # input index of each decoded contact
+    positions: list[int] = []  # input index of each contact with a valid email
     for index, raw in enumerate(raws):
         try:
-            struct = _DECODER.decode(raw)
-        except msgspec.ValidationError as exc:
-            reported.append(_email_hint(raw))
-            errors[index] = _describe(str(exc))
-            continue
-        except (msgspec.DecodeError, RecursionError):
-            reported.append("")
-            errors[index] = "contact: invalid JSON"
-            continue
-        try:
-            email = normalize_email(struct.email)
-        except ContactError as exc:
-            reported.append(report_email(struct.email))
-            errors[index] = exc.message
+            email = normalize_email(_EMAIL_DECODER.decode(raw).email)
+        except (msgspec.DecodeError, RecursionError, ContactError):
+            reported.append(_refused(raw, index, errors))
             continue
         reported.append(email)
-        structs.append(struct)
+        kept.append(raw)
         emails.append(email)
         positions.append(index)
     # A stable sort: the duplicates of an email stay in their input order.
@@ -198,10 +193,33 @@ def decode_contacts(raws: Sequence[bytes | msgspec.Raw]) -> Decoded:
     return Decoded(
         reported,
         errors,
-        [structs[i] for i in order],
+        [kept[i] for i in order],
         [emails[i] for i in order],
         [positions[i] for i in order],
     )
+
+
+def _refused(raw: bytes | msgspec.Raw, index: int, errors: dict[int, str]) -> str:
+    """Why contact `index` is refused (into `errors`), and what it reports as its email: its
+    first error, a field's type before its email."""
+    try:
+        struct = _DECODER.decode(raw)
+    except (msgspec.DecodeError, RecursionError) as exc:
+        errors[index], reported = _undecodable(raw, exc)
+        return reported
+    try:
+        normalize_email(struct.email)
+    except ContactError as exc:
+        errors[index] = exc.message
+        return report_email(struct.email)
+    raise AssertionError("a contact refused for its email has a valid one")
+
+
+def _undecodable(raw: bytes | msgspec.Raw, exc: Exception) -> tuple[str, str]:
+    """The error of a contact that does not decode, and what it reports as its email."""
+    if isinstance(exc, msgspec.ValidationError):
+        return _describe(str(exc)), _email_hint(raw)
+    return "contact: invalid JSON", ""
 
 
 def check_rows(
@@ -212,14 +230,14 @@ def check_rows(
     column that fails is walked value by value to name the contacts at fault. The valid
     rows in rounds, and input index -> error for the others."""
     whole = start == 0 and stop == len(decoded.emails)
-    structs = decoded.structs if whole else decoded.structs[start:stop]
     emails = decoded.emails if whole else decoded.emails[start:stop]
     positions = decoded.positions if whole else decoded.positions[start:stop]
     digests = None if decoded.digests is None else decoded.digests[start:stop]
+    failed: dict[int, str] = {}  # row -> its first error, in field order
+    structs = _structs(decoded, start, stop, failed)
     # Transposed in C: every struct as a tuple (email, the fields, list_status), then zipped.
     transposed: list[_Column] = list(zip(*map(astuple, structs), strict=True))
     columns = transposed[1:-1] or [() for _ in FIELDS]
-    failed: dict[int, str] = {}  # row -> its first error, in field order
     for k, (name, check) in enumerate(_COLUMN_CHECKS):
         columns[k] = check(name, columns[k], failed)
     errors = {positions[row]: message for row, message in failed.items()}
@@ -238,6 +256,24 @@ def check_rows(
         for kept in rows
     ]
     return rounds, errors
+
+
+def _structs(decoded: Decoded, start: int, stop: int, failed: dict[int, str]) -> list[Any]:
+    """Rows [start, stop) decoded whole; a row whose field has the wrong type fails (into
+    `failed`, its operation's email then the input's as typed) and stands as a blank."""
+    raws = decoded.raws[start:stop]
+    try:
+        return list(map(_DECODER.decode, raws))
+    except (msgspec.DecodeError, RecursionError):
+        pass
+    structs: list[Any] = []
+    for row, raw in enumerate(raws):
+        try:
+            structs.append(_DECODER.decode(raw))
+        except (msgspec.DecodeError, RecursionError) as exc:
+            failed[row], decoded.reported[decoded.positions[start + row]] = _undecodable(raw, exc)
+            structs.append(_BLANK)
+    return structs
 
 
 def _rounds(emails: Sequence[str], failed: Mapping[int, str]) -> list[list[int]]:
@@ -338,14 +374,17 @@ def report_email(value: Any) -> str:
     return value.strip().lower() if isinstance(value, str) else ""
 
 
-class _EmailOnly(msgspec.Struct):
+class _EmailOnly(msgspec.Struct, gc=False):
     email: Any = None
+
+
+_EMAIL_DECODER: msgspec.json.Decoder[_EmailOnly] = msgspec.json.Decoder(_EmailOnly)
 
 
 def _email_hint(raw: bytes | msgspec.Raw) -> str:
     """The email of a contact that failed decoding, reading nothing but that key."""
     try:
-        return report_email(msgspec.json.decode(raw, type=_EmailOnly).email)
+        return report_email(_EMAIL_DECODER.decode(raw).email)
     except (msgspec.DecodeError, RecursionError):
         return ""
 
