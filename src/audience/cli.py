@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging.config
 import os
 import shutil
+import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -104,8 +105,10 @@ def worker(
     import signal
     import threading
 
+    from audience.app import SWITCH_INTERVAL
     from audience.import_jobs.worker import Workers
 
+    sys.setswitchinterval(SWITCH_INTERVAL)  # as in a server's worker: see audience.app
     settings = load_settings()
     engine = build_engine(settings)
     try:

@@ -108,8 +108,8 @@ def import_contacts(
     return ImportAnswer(operations, None, _summary(operations), request.dry_run)
 
 
-#: The stored digests are first looked up for every SAMPLE_EVERY-th contact; if none of
-#: those is stored, the batch is taken for new contacts and the others are not looked up.
+#: The stored digests are first looked up for every SAMPLE_EVERY-th contact; unless one of
+#: those is known (stored as the same input wrote it), the others are not looked up.
 SAMPLE_EVERY = 4
 
 
@@ -119,10 +119,10 @@ def _stored(writer: BulkWriter, decoded: Decoded) -> tuple[dict[str, bool], set[
     since: importing them again changes nothing (a re-sync of unchanged contacts). An email
     sent more than once is left to the rules of duplicates.
 
-    A batch of new contacts would pay the lookup for nothing: a sample (every
-    SAMPLE_EVERY-th email) is looked up first, and the rest only if the sample found one
-    stored. A batch whose stored contacts the sample misses is only slower (they are
-    checked and merged as usual; the upsert leaves the unchanged ones alone)."""
+    A batch of new or changed contacts would pay the lookup for nothing: a sample (every
+    SAMPLE_EVERY-th email) is looked up first, and the rest only if the sample found a
+    known one. Known contacts the sample misses are only slower (checked and merged as
+    usual; the upsert leaves the unchanged ones alone)."""
     assert decoded.digests is not None
     emails = decoded.emails
     singles: list[str] = []
@@ -134,7 +134,7 @@ def _stored(writer: BulkWriter, decoded: Decoded) -> tuple[dict[str, bool], set[
         singles.append(email)
         digests.append(decoded.digests[i])
     stored = writer.stored_digests(singles[::SAMPLE_EVERY], digests[::SAMPLE_EVERY])
-    if stored:
+    if any(stored.values()):
         rest = [i for i in range(len(singles)) if i % SAMPLE_EVERY]
         stored |= writer.stored_digests([singles[i] for i in rest], [digests[i] for i in rest])
     known = {i for i, email in enumerate(emails) if stored.get(email)}
