@@ -104,6 +104,14 @@ def create_app(settings: Settings | None = None, *, migrate: bool | None = None)
     return app
 
 
+#: How long a thread may hold the GIL while another waits for it (Python's default: 5 ms).
+#: An import checks the next part of a batch while a thread of its own writes the previous
+#: one; that writer takes the GIL back after every round trip to the database (each COPY
+#: flush, each answer), and waited up to 5 ms each time behind the checks. At 1 ms, one
+#: 10k-contact import (in process, PostgreSQL) took 342-394 ms instead of 440-443.
+SWITCH_INTERVAL = 0.001
+
+
 def worker_app() -> FastAPI:
     """The app of one `audience serve` worker: the parent process has migrated already.
 
@@ -118,11 +126,3 @@ def worker_app() -> FastAPI:
     return_large_buffers_to_the_os()
     sys.setswitchinterval(SWITCH_INTERVAL)
     return app
-
-
-#: How long a thread may hold the GIL while another waits for it (Python's default: 5 ms).
-#: An import checks the next part of a batch while a thread of its own writes the previous
-#: one; that writer takes the GIL back after every round trip to the database (each COPY
-#: flush, each answer), and waited up to 5 ms each time behind the checks. At 1 ms, one
-#: 10k-contact import (in process, PostgreSQL) took 342-394 ms instead of 440-443.
-SWITCH_INTERVAL = 0.001

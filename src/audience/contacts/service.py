@@ -156,11 +156,14 @@ def _overlapped(decoded: Decoded, write: Callable[[list[ContactBatch]], None]) -
     while the database works). One write at a time, in email order: the lock order of every
     import. Returns input index -> error of the contacts the checks refused."""
     total = len(decoded.emails)
-    first = max(FIRST_PART_ROWS, total // 10)
-    parts = decoded.parts(max(PART_ROWS, -(-(total - first) // 4)), first)
+    if total < 2 * PART_ROWS:  # a small batch: splitting would cost it more than it saves
+        parts = [(0, total)]
+    else:
+        first = max(FIRST_PART_ROWS, total // 10)
+        parts = decoded.parts(first, max(PART_ROWS, -(-(total - first) // 4)))
     errors: dict[int, str] = {}
-    if len(parts) <= 1 or total < 2 * PART_ROWS:  # a small batch: splitting costs more
-        rounds, errors = check_rows(decoded, 0, len(decoded.emails))
+    if len(parts) <= 1:
+        rounds, errors = check_rows(decoded, 0, total)
         write(rounds)
         return errors
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="import-write") as writer:

@@ -139,13 +139,13 @@ class Decoded:
             None if self.digests is None else [self.digests[i] for i in keep],
         )
 
-    def parts(self, size: int, first: int | None = None) -> list[tuple[int, int]]:
-        """[start, stop) ranges of about `size` rows (the first of about `first`) that never
-        split an email's duplicates."""
+    def parts(self, first: int, size: int) -> list[tuple[int, int]]:
+        """[start, stop) ranges, the first of about `first` rows and the others of about
+        `size`, that never split an email's duplicates."""
         bounds: list[tuple[int, int]] = []
         start, total = 0, len(self.emails)
         while start < total:
-            stop = min(start + (size if bounds or first is None else first), total)
+            stop = min(start + (size if bounds else first), total)
             while stop < total and self.emails[stop] == self.emails[stop - 1]:
                 stop += 1
             bounds.append((start, stop))
