@@ -18,7 +18,9 @@ always see the tables' current size (tests/db/test_plans.py).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from functools import lru_cache, reduce
@@ -52,12 +54,13 @@ from audience.contacts.statements import (
 from audience.contacts.validation import ContactBatch
 from audience.db.engine import BULK_WRITE
 from audience.db.errors import translated
-from audience.db.models import DATETIME_FIELDS, FIELDS, JSON_FIELDS, TEXT_FIELDS
+from audience.db.models import DATETIME_FIELDS, FIELDS, JSON_FIELDS, NUMBER_FIELDS, TEXT_FIELDS
 from audience.db.session import driver_connection
 from audience.errors import RetryableDatabaseError
 
 _DATETIMES = frozenset(FIELDS.index(n) for n in DATETIME_FIELDS)
 _JSONS = frozenset(FIELDS.index(n) for n in JSON_FIELDS)
+_NUMBERS = frozenset(FIELDS.index(n) for n in NUMBER_FIELDS)
 _TEXTS = frozenset(FIELDS.index(n) for n in TEXT_FIELDS)
 
 
@@ -91,6 +94,17 @@ class Applied(msgspec.Struct, gc=False):
     changed: list[int]
 
 
+@dataclass(slots=True)
+class Prepared:
+    """A batch as its write needs it, made without the connection (BulkWriter.prepare)."""
+
+    batch: ContactBatch
+    #: The indexes of the fields some contact of the batch gives (a value or a null).
+    given: tuple[int, ...]
+    #: PostgreSQL, COPY mode: the COPY's data (text format) of the batch's rows.
+    rows: bytes | None = None
+
+
 class BulkWriter:
     """The import's writes into one workspace, in the caller's transaction."""
 
@@ -100,37 +114,55 @@ class BulkWriter:
         self.is_sqlite = conn.dialect.name == "sqlite"
         self._staged = False
 
-    def apply(
-        self, batch: ContactBatch, *, merge: str, now: datetime, skip_unchanged: bool = False
-    ) -> Applied:
-        """Merge the batch into the stored contacts; rows that change nothing are not written
-        (with `skip_unchanged`, on PostgreSQL, not even locked: see statements.pg_upsert)."""
-        if not batch:
-            return Applied([], [])
-        with translated():
-            if self.is_sqlite:
-                return self._apply_sqlite(batch, merge, now)
-            staged = self.conn.get_execution_options().get(BULK_WRITE, "copy") != "unnest"
-            return self._apply_postgres(batch, merge, now, staged, skip_unchanged)
-
-    # --- PostgreSQL ------------------------------------------------------------------------------
-
-    def _apply_postgres(
-        self, batch: ContactBatch, merge: str, now: datetime, staged: bool, skip: bool
-    ) -> Applied:
-        """The batch in one statement (statements.pg_upsert), carrying only the fields that
-        some contact of the batch gives (a value or a null)."""
+    def prepare(self, batch: ContactBatch) -> Prepared:
+        """What `apply` needs of the batch before the database: safe on any thread, as it
+        touches no connection (the import prepares a part while the previous one is written)."""
+        if self.is_sqlite:
+            return Prepared(batch, ())
         bits = reduce(or_, batch.nulls, 0)
         given = tuple(
             k
             for k, column in enumerate(batch.columns)
             if bits >> k & 1 or column.count(None) != len(column)
         )
+        if self._staged_mode():
+            return Prepared(batch, given, copy_rows(batch, given))
+        return Prepared(batch, given)
+
+    def apply(
+        self,
+        batch: ContactBatch | Prepared,
+        *,
+        merge: str,
+        now: datetime,
+        skip_unchanged: bool = False,
+    ) -> Applied:
+        """Merge the batch into the stored contacts; rows that change nothing are not written
+        (with `skip_unchanged`, on PostgreSQL, not even locked: see statements.pg_upsert)."""
+        prepared = batch if isinstance(batch, Prepared) else self.prepare(batch)
+        if not prepared.batch:
+            return Applied([], [])
+        with translated():
+            if self.is_sqlite:
+                return self._apply_sqlite(prepared.batch, merge, now)
+            return self._apply_postgres(prepared, merge, now, skip_unchanged)
+
+    def _staged_mode(self) -> bool:
+        mode: str = self.conn.get_execution_options().get(BULK_WRITE, "copy")
+        return mode != "unnest"
+
+    # --- PostgreSQL ------------------------------------------------------------------------------
+
+    def _apply_postgres(self, prepared: Prepared, merge: str, now: datetime, skip: bool) -> Applied:
+        """The batch in one statement (statements.pg_upsert), carrying only the fields that
+        some contact of the batch gives (a value or a null)."""
+        batch, given = prepared.batch, prepared.given
         names = tuple(FIELDS[k] for k in given)
         params: dict[str, Any] = {"ws": self.workspace_id, "now": now}
+        staged = prepared.rows is not None
         with driver_connection(self.conn).cursor() as cursor:
-            if staged:
-                self._stage(cursor, batch, given, names)
+            if prepared.rows is not None:
+                self._stage(cursor, prepared.rows, names)
             else:
                 params |= {"email": batch.emails, "nulls": batch.nulls, "digest": batch.digests}
                 params |= {FIELDS[k]: batch.columns[k] for k in given}
@@ -144,19 +176,13 @@ class BulkWriter:
             changed.append(mask - REWRITTEN if mask >= REWRITTEN else mask)
         return Applied(created, changed)
 
-    def _stage(
-        self, cursor: Any, batch: ContactBatch, given: tuple[int, ...], names: tuple[str, ...]
-    ) -> None:
+    def _stage(self, cursor: Any, rows: bytes, names: tuple[str, ...]) -> None:
         cursor.execute(PG_STAGE)
         if self._staged:  # a later part or round of the same transaction
             cursor.execute(PG_UNSTAGE)
         self._staged = True
-        statement, types = pg_copy(names)
-        columns = [batch.columns[k] for k in given]
-        with cursor.copy(statement) as copy:
-            copy.set_types(types)
-            for row in zip(batch.emails, *columns, batch.nulls, batch.digests, strict=True):
-                copy.write_row(row)
+        with cursor.copy(pg_copy(names)) as copy:
+            copy.write(rows)
 
     # --- SQLite -----------------------------------------------------------------------------------
 
@@ -310,6 +336,44 @@ class BulkWriter:
             "lists": list_ids,
             "statuses": statuses,
         }
+
+
+# --- COPY data: PostgreSQL's text format, made column by column ----------------------------------
+
+#: COPY's text format: a NULL, and the characters of a value that must be escaped.
+_COPY_NULL = "\\N"
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+_COPY_SPECIAL = re.compile(r"[\\\t\n\r]")
+
+
+def copy_rows(batch: ContactBatch, given: tuple[int, ...]) -> bytes:
+    """The batch's rows as the data of the COPY statements.pg_copy makes for these fields
+    (text format, UTF-8: the engine's client encoding): tab-separated, one line a row.
+
+    Each column is formatted in a few passes that run in C; only a column holding a
+    backslash, tab, newline or carriage return (found by one search of its joined text) is
+    escaped value by value. Validation has refused every NUL. Numbers are written by repr
+    (the shortest text that reads back as the same double), date-times in ISO 8601 with
+    their offset: what PostgreSQL reads from them is exactly what binary would carry."""
+    columns: list[list[str]] = [_copy_texts(batch.emails)]
+    for k in given:
+        column = batch.columns[k]
+        if k in _NUMBERS:
+            columns.append([_COPY_NULL if v is None else repr(v) for v in column])
+        elif k in _DATETIMES:
+            columns.append([_COPY_NULL if v is None else v.isoformat() for v in column])
+        else:  # text, and JSON as its text
+            columns.append(_copy_texts(column))
+    columns.append(list(map(str, batch.nulls)))
+    columns.append([_COPY_NULL if v is None else v for v in batch.digests])
+    lines = "\n".join(map("\t".join, zip(*columns, strict=True)))
+    return (lines + "\n").encode()
+
+
+def _copy_texts(column: Sequence[str | None]) -> list[str]:
+    if _COPY_SPECIAL.search("".join(filter(None, column))):
+        return [_COPY_NULL if v is None else v.translate(_COPY_ESCAPES) for v in column]
+    return [_COPY_NULL if v is None else v for v in column]
 
 
 def list_status_after(before: str | None, target: str, *, double_optin: bool) -> str:

@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import datetime
+from threading import Event
 
 import msgspec
 from sqlalchemy import Connection
 
 from audience.api_keys import service as api_keys
 from audience.api_keys.schemas import Caller, Permission
-from audience.contacts.bulk import Applied, BulkWriter, field_names
+from audience.contacts.bulk import Applied, BulkWriter, Prepared, field_names
 from audience.contacts.repository import ContactRepository
 from audience.contacts.schemas import (
     BulkAction,
@@ -87,17 +88,18 @@ def import_contacts(
         decoded = decoded.without(known)
     written: list[ContactBatch] = []
 
-    def write(rounds: list[ContactBatch]) -> None:
-        for batch in rounds:
+    def write(rounds: list[Prepared]) -> None:
+        for prepared in rounds:
+            batch = prepared.batch
             # A part with no stored contact has none to leave alone: no read before the write.
             skip = not lists_wanted and any(email in stored for email in batch.emails)
-            applied = writer.apply(batch, merge=request.merge, now=now, skip_unchanged=skip)
+            applied = writer.apply(prepared, merge=request.merge, now=now, skip_unchanged=skip)
             _record(batch, applied, operations)
             if lists_wanted:  # kept for the memberships, written after every contact
                 written.append(batch)
 
     with _maybe_rolled_back(conn, request.dry_run):
-        for position, message in _overlapped(decoded, write).items():
+        for position, message in _overlapped(decoded, writer.prepare, write).items():
             operations[position].error = message
             operations[position].email = decoded.reported[position]  # as check_rows saw it
         # Every contact first, then every membership: the lock order of every write.
@@ -150,11 +152,16 @@ FIRST_PART_ROWS = 250
 PART_ROWS = 1_000
 
 
-def _overlapped(decoded: Decoded, write: Callable[[list[ContactBatch]], None]) -> dict[int, str]:
-    """Decode and check each part of the contacts and hand it to `write` on a thread of its
-    own while the next part is decoded and checked (psycopg and sqlite3 release the GIL
-    while the database works). One write at a time, in email order: the lock order of every
-    import. Returns input index -> error of the contacts the checks refused."""
+def _overlapped(
+    decoded: Decoded,
+    prepare: Callable[[ContactBatch], Prepared],
+    write: Callable[[list[Prepared]], None],
+) -> dict[int, str]:
+    """Decode, check and `prepare` each part of the contacts and hand it to `write` on a
+    thread of its own while the next part is decoded, checked and prepared (psycopg and
+    sqlite3 release the GIL while the database works; the writing thread, which the import
+    waits for, does little Python). One write at a time, in email order: the lock order of
+    every import. Returns input index -> error of the contacts the checks refused."""
     total = len(decoded.emails)
     if total < 2 * PART_ROWS:  # a small batch: splitting would cost it more than it saves
         parts = [(0, total)]
@@ -164,18 +171,32 @@ def _overlapped(decoded: Decoded, write: Callable[[list[ContactBatch]], None]) -
     errors: dict[int, str] = {}
     if len(parts) <= 1:
         rounds, errors = check_rows(decoded, 0, total)
-        write(rounds)
+        write([prepare(batch) for batch in rounds])
         return errors
+    failed = Event()
+
+    def write_unless_failed(prepared: list[Prepared]) -> None:
+        if failed.is_set():  # an earlier part failed: the import is rolled back
+            return
+        try:
+            write(prepared)
+        except BaseException:
+            failed.set()
+            raise
+
+    # Each part is queued behind the one being written, which is then waited for: the
+    # writing thread goes from one part to the next without waiting for this one, and no
+    # more than two parts are held at once (one written, one queued or being checked).
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="import-write") as writer:
-        pending: Future[None] | None = None
+        queued: deque[Future[None]] = deque()
         for start, stop in parts:
             rounds, refused = check_rows(decoded, start, stop)
             errors.update(refused)
-            if pending is not None:
-                pending.result()
-            pending = writer.submit(write, rounds)
-        assert pending is not None
-        pending.result()
+            queued.append(writer.submit(write_unless_failed, [prepare(b) for b in rounds]))
+            if len(queued) > 1:
+                queued.popleft().result()
+        while queued:
+            queued.popleft().result()
     return errors
 
 

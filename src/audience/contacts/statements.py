@@ -145,11 +145,11 @@ CREATE TEMPORARY TABLE IF NOT EXISTS import_stage (
 PG_UNSTAGE = "TRUNCATE import_stage"
 
 
-def pg_copy(given: tuple[str, ...]) -> tuple[str, list[str]]:
-    """The COPY of a batch's emails, given fields and null bits into the stage, and its types."""
+def pg_copy(given: tuple[str, ...]) -> str:
+    """The COPY of a batch's emails, given fields, null bits and digests into the stage, in
+    text format (its data: bulk.copy_rows)."""
     columns = "".join(f"{n}, " for n in given)
-    copy = f"COPY import_stage (email, {columns}nulls, digest) FROM STDIN (FORMAT BINARY)"
-    return copy, ["text", *(pg_type(n) for n in given), "int8", "text"]
+    return f"COPY import_stage (email, {columns}nulls, digest) FROM STDIN"
 
 
 # Of (email, digest) pairs, the emails stored, each with whether its import_digest is that

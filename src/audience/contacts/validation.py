@@ -15,6 +15,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
+from itertools import accumulate, compress, islice, repeat
+from operator import add, eq, is_not
 from typing import Any
 
 import msgspec
@@ -312,10 +314,7 @@ def _batch(
                     i = column.index(None, i + 1)
                 except ValueError:
                     break
-        if k < len(TEXT_FIELDS):
-            final.append([v.strip() if v.__class__ is str else None for v in column])
-        else:
-            final.append([None if v is UNSET else v for v in column])
+        final.append(_final(column, k < len(TEXT_FIELDS)))
     return ContactBatch(
         emails,
         final,
@@ -324,6 +323,15 @@ def _batch(
         statuses,
         [None] * len(emails) if digests is None else digests,
     )
+
+
+def _final(column: _Column, text: bool) -> list[Any]:
+    """A column with None where absent, text trimmed."""
+    if column.count(UNSET) == len(column):  # given by no contact (one pass in C)
+        return [None] * len(column)
+    if text:
+        return [v.strip() if v.__class__ is str else None for v in column]
+    return [None if v is UNSET else v for v in column]
 
 
 def normalize_email(value: Any) -> str:
@@ -417,13 +425,15 @@ def _datetime(name: str, value: datetime) -> datetime:
 
 
 _NULL = b"null"
+_NULL_RAW = msgspec.Raw(_NULL)
 _JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"')
 _EMPTY_PAIR = re.compile(rb"\{\}|\[\]")
 _NOT_A_BRACKET = bytes(b for b in range(256) if b not in b"[]{}")
+_NOT_A_BRACKET_OR_SEPARATOR = bytes(b for b in range(256) if b not in b"[]{}\x00")
 #: A number that may not fit a double has an exponent (a digit then `e`), or 309 digits and
 #: more: with every digit made `0` (one C pass), both are plain substring searches.
-_DIGITS_AS_ZERO = bytes.maketrans(b"123456789", b"000000000")
-_MAYBE_HUGE = (b"0e", b"0E", b"0" * 309)
+_DIGITS_AS_ZERO = bytes.maketrans(b"123456789E", b"000000000e")
+_MAYBE_HUGE = (b"0e", b"0" * 309)
 #: Never in a JSON value's bytes (a raw NUL is invalid JSON): joins a column's values.
 _SEPARATOR = b"\x00"
 
@@ -528,25 +538,39 @@ def _json_column(name: str, column: _Column, failed: dict[int, str]) -> _Column:
 
 
 def _json_texts(name: str, column: _Column) -> _Column:
-    """The column's JSON texts, its values checked together: the shape and depth of each
-    (a few C calls per value), then the NULs and numbers of all of them in one pass."""
-    result = [None if v.__class__ is msgspec.Raw else v for v in column]
-    given = [
-        (i, t)
-        for i, v in enumerate(column)
-        if v.__class__ is msgspec.Raw and (t := bytes(v)) != _NULL
-    ]
-    if not given:
+    """The column's JSON texts (None for a null, UNSET where absent), its values checked
+    together in passes that run in C (the loops over the column are iterators of C
+    functions): the shape and size of each, an upper bound of its depth (its brackets,
+    strings included), then the NULs and numbers of all of them joined. Only a value with
+    more brackets than the depth limit allows is measured alone."""
+    result = list(column)
+    rows = list(compress(range(len(column)), map(is_not, column, repeat(UNSET))))
+    raws = list(map(column.__getitem__, rows))
+    lengths = list(map(len, raws))
+    if len(_NULL) in lengths:  # perhaps explicit nulls: None, and nothing to check
+        nulls = set(compress(range(len(raws)), map(eq, raws, repeat(_NULL_RAW))))
+        for j in nulls:
+            result[rows[j]] = None
+        if nulls:
+            keep = [j for j in range(len(raws)) if j not in nulls]
+            rows, raws, lengths = ([values[j] for j in keep] for values in (rows, raws, lengths))
+    if not raws:
         return result
-    texts = [t for _, t in given]
-    simple = all(t[:1] in _OPENERS and len(t) <= JSON_MAX_BYTES for t in texts)
-    if not simple or any(
-        t.count(b"[") + t.count(b"{") > JSON_MAX_DEPTH and _depth(t) > JSON_MAX_DEPTH for t in texts
+    joined = _SEPARATOR.join(raws)  # a raw NUL is never inside a JSON value
+    starts = islice(accumulate(map(add, lengths, repeat(1)), initial=0), len(raws))
+    if bytes(map(joined.__getitem__, starts)).translate(None, b"{[") or (
+        max(lengths) > JSON_MAX_BYTES
     ):
         raise ContactError(name)  # the values are checked one by one
-    joined = _SEPARATOR.join(texts)
+    brackets = joined.translate(None, _NOT_A_BRACKET_OR_SEPARATOR).split(_SEPARATOR)
+    if max(map(len, brackets)) > 2 * JSON_MAX_DEPTH and any(
+        _depth(bytes(raw)) > JSON_MAX_DEPTH
+        for pairs, raw in zip(brackets, raws, strict=True)
+        if len(pairs) > 2 * JSON_MAX_DEPTH
+    ):
+        raise ContactError(name)
     _check_contents(name, joined)
-    for (i, _), text in zip(given, joined.decode().split("\x00"), strict=True):
+    for i, text in zip(rows, joined.decode().split("\x00"), strict=True):
         result[i] = text
     return result
 
