@@ -428,6 +428,24 @@ def test_a_database_failure_part_way_writes_nothing_and_answers_500(
     assert (kept["first_name"], kept["last_name"]) == ("Old", "Kept")
 
 
+@pytest.mark.parametrize("failing", [0, 1_500, 2_999], ids=["first-part", "middle", "last-part"])
+def test_a_database_failure_in_any_part_of_a_large_batch_writes_nothing(
+    client: TestClient, engine: Engine, tenant: Tenant, fail_when: FailWhen, failing: int
+) -> None:
+    # 3,000 contacts are written in parts (contacts/service.py), the next part queued behind
+    # the one being written: a failure in any of them leaves no part written.
+    batch = [{"email": f"p{i:04d}@example.com", "first_name": "P"} for i in range(3_000)]
+    fail_when("contacts", "INSERT", f"NEW.email = 'p{failing:04d}@example.com'")
+    before = snapshot(engine)
+    response = post_import(client, tenant, batch)
+    _assert_failed_and_nothing_written(response, engine, before)
+    assert count_contacts(engine, tenant.id) == 0
+    # and the next import on the same server goes through
+    operations = import_ok(client, tenant, batch[:failing] + batch[failing + 1 :])
+    assert set(actions(operations)) == {"create"}
+    assert count_contacts(engine, tenant.id) == 2_999
+
+
 def test_the_service_recovers_after_a_database_failure(
     client: TestClient, engine: Engine, with_existing: Tenant, fail_when: FailWhen
 ) -> None:

@@ -90,11 +90,15 @@ class ImportBody(DocumentedBody):
 def parse_import(caller: Caller, body: bytes) -> ImportRequest:
     """JSON, workspace_id (400, then 401), contacts (required, an array, not empty),
     subscribe_to_lists (an array of strings), then the options."""
-    envelope = decode_json(body, ImportEnvelope)
+    envelope, contacts = _import_envelope(body)
     workspace_id = scope_to_workspace(caller, msgspec.json.decode(envelope.workspace_id))
+    if contacts is None:
+        contacts = _contacts_array(envelope.contacts)
+    elif not contacts:
+        raise BadRequest("contacts array cannot be empty")
     return ImportRequest(
         workspace_id=workspace_id,
-        contacts=_contacts_array(envelope.contacts),
+        contacts=contacts,
         subscribe_to_lists=_list_ids(envelope.subscribe_to_lists),
         dry_run=_option(envelope.dry_run, "dry_run", bool, False),
         merge=_choice(envelope.merge, "merge", MERGE_POLICIES),
@@ -118,6 +122,25 @@ def parse_upsert(caller: Caller, body: bytes) -> UpsertRequest:
     if _is_null(envelope.contact):
         raise BadRequest("contact is required")
     return UpsertRequest(envelope.contact, _choice(envelope.merge, "merge", MERGE_POLICIES))
+
+
+class _ImportWithArray(ImportEnvelope):
+    """The import body with its contacts split into raw contacts as it is read."""
+
+    contacts: list[msgspec.Raw] | None = None  # type: ignore[assignment]
+
+
+def _import_envelope(body: bytes) -> tuple[ImportEnvelope, list[msgspec.Raw] | None]:
+    """The body's top level and, when it is an array, its contacts, read in one pass over
+    the body (the common case); any other body is read field by field, so that its errors
+    keep their documented order."""
+    try:
+        fast = msgspec.json.decode(body, type=_ImportWithArray)
+    except (msgspec.DecodeError, RecursionError):
+        fast = None
+    if fast is not None and fast.contacts is not None:
+        return fast, fast.contacts
+    return decode_json(body, ImportEnvelope), None
 
 
 def _is_null(raw: msgspec.Raw) -> bool:

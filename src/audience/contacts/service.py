@@ -37,7 +37,6 @@ from audience.contacts.validation import (
     Decoded,
     check_rows,
     decode_contacts,
-    input_digest,
     normalize_email,
     validate_batch,
 )
@@ -67,7 +66,7 @@ def import_contacts(
     """
     _check_import(caller, request, limits)
     decoded = decode_contacts(request.contacts)
-    decoded.digests = [input_digest(request.merge, request.contacts[p]) for p in decoded.positions]
+    decoded.merge = request.merge  # the contacts' input digests depend on it
     lists_wanted = _lock_lists(conn, caller.workspace_id, request.subscribe_to_lists)
     operations = [
         Operation(index, email, "error", decoded.errors.get(index))
@@ -88,18 +87,24 @@ def import_contacts(
         decoded = decoded.without(known)
     written: list[ContactBatch] = []
 
-    def write(rounds: list[Prepared]) -> None:
+    def write(rounds: list[Prepared]) -> Written:
+        results: Written = []
         for prepared in rounds:
             batch = prepared.batch
             # A part with no stored contact has none to leave alone: no read before the write.
             skip = not lists_wanted and any(email in stored for email in batch.emails)
             applied = writer.apply(prepared, merge=request.merge, now=now, skip_unchanged=skip)
+            results.append((batch, applied))
+        return results
+
+    def record(results: Written) -> None:
+        for batch, applied in results:
             _record(batch, applied, operations)
             if lists_wanted:  # kept for the memberships, written after every contact
                 written.append(batch)
 
     with _maybe_rolled_back(conn, request.dry_run):
-        for position, message in _overlapped(decoded, writer.prepare, write).items():
+        for position, message in _overlapped(decoded, writer.prepare, write, record).items():
             operations[position].error = message
             operations[position].email = decoded.reported[position]  # as check_rows saw it
         # Every contact first, then every membership: the lock order of every write.
@@ -125,20 +130,18 @@ def _stored(writer: BulkWriter, decoded: Decoded) -> tuple[dict[str, bool], set[
     SAMPLE_EVERY-th email) is looked up first, and the rest only if the sample found a
     known one. Known contacts the sample misses are only slower (checked and merged as
     usual; the upsert leaves the unchanged ones alone)."""
-    assert decoded.digests is not None
     emails = decoded.emails
-    singles: list[str] = []
-    digests: list[str | None] = []
-    for i, email in enumerate(emails):
-        if i and emails[i - 1] == email:
-            digests[-1] = None  # sent more than once
-            continue
-        singles.append(email)
-        digests.append(decoded.digests[i])
-    stored = writer.stored_digests(singles[::SAMPLE_EVERY], digests[::SAMPLE_EVERY])
+    total = len(emails)
+    singles = [i for i in range(total) if not i or emails[i - 1] != emails[i]]
+    repeated = {emails[i] for i in range(1, total) if emails[i - 1] == emails[i]}
+
+    def lookup(rows: list[int]) -> dict[str, bool]:
+        digests = [None if emails[i] in repeated else decoded.digest(i) for i in rows]
+        return writer.stored_digests([emails[i] for i in rows], digests)
+
+    stored = lookup(singles[::SAMPLE_EVERY])
     if any(stored.values()):
-        rest = [i for i in range(len(singles)) if i % SAMPLE_EVERY]
-        stored |= writer.stored_digests([singles[i] for i in rest], [digests[i] for i in rest])
+        stored |= lookup([i for n, i in enumerate(singles) if n % SAMPLE_EVERY])
     known = {i for i, email in enumerate(emails) if stored.get(email)}
     return stored, known
 
@@ -152,16 +155,23 @@ FIRST_PART_ROWS = 250
 PART_ROWS = 1_000
 
 
+#: What the write of a part answers: each of its rounds with what was applied.
+Written = list[tuple[ContactBatch, Applied]]
+
+
 def _overlapped(
     decoded: Decoded,
     prepare: Callable[[ContactBatch], Prepared],
-    write: Callable[[list[Prepared]], None],
+    write: Callable[[list[Prepared]], Written],
+    record: Callable[[Written], None],
 ) -> dict[int, str]:
     """Decode, check and `prepare` each part of the contacts and hand it to `write` on a
     thread of its own while the next part is decoded, checked and prepared (psycopg and
-    sqlite3 release the GIL while the database works; the writing thread, which the import
-    waits for, does little Python). One write at a time, in email order: the lock order of
-    every import. Returns input index -> error of the contacts the checks refused."""
+    sqlite3 release the GIL while the database works); `record` what each write answers
+    on this thread, while the next part is written. The writing thread, which the import
+    waits for, does little Python but the database's calls. One write at a time, in email
+    order: the lock order of every import. Returns input index -> error of the contacts
+    the checks refused."""
     total = len(decoded.emails)
     if total < 2 * PART_ROWS:  # a small batch: splitting would cost it more than it saves
         parts = [(0, total)]
@@ -171,15 +181,15 @@ def _overlapped(
     errors: dict[int, str] = {}
     if len(parts) <= 1:
         rounds, errors = check_rows(decoded, 0, total)
-        write([prepare(batch) for batch in rounds])
+        record(write([prepare(batch) for batch in rounds]))
         return errors
     failed = Event()
 
-    def write_unless_failed(prepared: list[Prepared]) -> None:
+    def write_unless_failed(prepared: list[Prepared]) -> Written:
         if failed.is_set():  # an earlier part failed: the import is rolled back
-            return
+            return []
         try:
-            write(prepared)
+            return write(prepared)
         except BaseException:
             failed.set()
             raise
@@ -188,15 +198,15 @@ def _overlapped(
     # writing thread goes from one part to the next without waiting for this one, and no
     # more than two parts are held at once (one written, one queued or being checked).
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="import-write") as writer:
-        queued: deque[Future[None]] = deque()
+        queued: deque[Future[Written]] = deque()
         for start, stop in parts:
             rounds, refused = check_rows(decoded, start, stop)
             errors.update(refused)
             queued.append(writer.submit(write_unless_failed, [prepare(b) for b in rounds]))
             if len(queued) > 1:
-                queued.popleft().result()
+                record(queued.popleft().result())
         while queued:
-            queued.popleft().result()
+            record(queued.popleft().result())
     return errors
 
 

@@ -12,7 +12,7 @@ import math
 import re
 import zoneinfo
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache
 from itertools import accumulate, compress, islice, repeat
@@ -124,8 +124,28 @@ class Decoded:
     raws: list[bytes | msgspec.Raw]
     emails: list[str]
     positions: list[int]
-    #: The input_digest of each (set by the import: it knows the merge policy).
-    digests: list[str] | None = None
+    #: The merge policy, on which the input digests depend (set by the import; None: the
+    #: contacts get no digest).
+    merge: str | None = None
+    #: The input_digest of each contact once computed (computed when first asked for: the
+    #: import asks for a sample's first, and for each part's on the thread that checks it).
+    computed: list[str | None] = field(default_factory=list)
+
+    def digest(self, row: int) -> str:
+        """The input_digest of the contact at this index of `raws`."""
+        assert self.merge is not None
+        if not self.computed:
+            self.computed = [None] * len(self.raws)
+        known = self.computed[row]
+        if known is None:
+            known = self.computed[row] = input_digest(self.merge, self.raws[row])
+        return known
+
+    def digests(self, start: int, stop: int) -> list[str] | None:
+        """The input digests of rows [start, stop) (None: no digests)."""
+        if self.merge is None:
+            return None
+        return [self.digest(row) for row in range(start, stop)]
 
     def without(self, rows: set[int]) -> Decoded:
         """The same minus the valid contacts at these indexes of `raws`."""
@@ -138,7 +158,8 @@ class Decoded:
             [self.raws[i] for i in keep],
             [self.emails[i] for i in keep],
             [self.positions[i] for i in keep],
-            None if self.digests is None else [self.digests[i] for i in keep],
+            self.merge,
+            [self.computed[i] for i in keep] if self.computed else [],
         )
 
     def parts(self, first: int, size: int) -> list[tuple[int, int]]:
@@ -235,7 +256,7 @@ def check_rows(
     whole = start == 0 and stop == len(decoded.emails)
     emails = decoded.emails if whole else decoded.emails[start:stop]
     positions = decoded.positions if whole else decoded.positions[start:stop]
-    digests = None if decoded.digests is None else decoded.digests[start:stop]
+    digests = decoded.digests(start, stop)
     failed: dict[int, str] = {}  # row -> its first error, in field order
     structs = _structs(decoded, start, stop, failed)
     # Transposed in C: every struct as a tuple (email, the fields, list_status), then zipped.
