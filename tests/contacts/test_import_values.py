@@ -1,10 +1,11 @@
 """Values that are hard to carry, imported and read back exactly.
 
-On PostgreSQL the import's rows reach the server as COPY text (contacts/bulk.py copy_rows),
-in which a backslash, tab, newline or carriage return must be escaped and a number or a
-date-time is written as text; custom_json values are checked a column at a time on their
-bytes (validation._json_texts). Every value here must come back as it was sent, in a small
-batch and in one written in parts (2,000 contacts or more), on every backend.
+Text with backslashes, tabs and line breaks, numbers at the ends of double range, date-times
+at the ends of the calendar, custom_json written with whitespace and escapes: what the
+import stages for the database (on PostgreSQL a COPY made ahead of its write, contacts/bulk.py)
+and what the column checks of custom_json accept (validation._json_texts) must leave every
+value as it was sent, in a small batch and in one written in parts (2,000 contacts or more),
+on every backend.
 """
 
 from __future__ import annotations

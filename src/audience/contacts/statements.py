@@ -146,10 +146,14 @@ PG_UNSTAGE = "TRUNCATE import_stage"
 
 
 def pg_copy(given: tuple[str, ...]) -> str:
-    """The COPY of a batch's emails, given fields, null bits and digests into the stage, in
-    text format (its data: bulk.copy_rows)."""
+    """The binary COPY of a batch's emails, given fields, null bits and digests into the
+    stage (its data: bulk.BulkWriter.prepare, of the types pg_copy_types)."""
     columns = "".join(f"{n}, " for n in given)
-    return f"COPY import_stage (email, {columns}nulls, digest) FROM STDIN"
+    return f"COPY import_stage (email, {columns}nulls, digest) FROM STDIN (FORMAT BINARY)"
+
+
+def pg_copy_types(given: tuple[str, ...]) -> list[str]:
+    return ["text", *(pg_type(n) for n in given), "int8", "text"]
 
 
 # Of (email, digest) pairs, the emails stored, each with whether its import_digest is that
