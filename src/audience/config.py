@@ -40,9 +40,9 @@ class Settings(BaseSettings):
     import_wait_seconds: float = Field(default=10.0, ge=0)
     #: How long the answer of a request sent with an Idempotency-Key is kept.
     idempotency_ttl_seconds: float = Field(default=24 * 3600, gt=0)
-    #: How PostgreSQL receives an import: COPY into a temporary table ("copy"), or binary
-    #: arrays read by unnest ("unnest": for PostgreSQL-compatible engines without temporary
-    #: tables or COPY, such as CockroachDB). Ignored on SQLite.
+    #: How PostgreSQL receives an import: binary COPY into a temporary table ("copy"), or
+    #: binary arrays read by unnest ("unnest": for PostgreSQL-compatible engines without
+    #: temporary tables or binary COPY, such as CockroachDB). Ignored on SQLite.
     bulk_write: Literal["copy", "unnest"] = "copy"
 
     # --- server-side import jobs ---------------------------------------------------------------

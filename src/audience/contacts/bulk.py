@@ -1,13 +1,13 @@
 """SQL of the import: merging a batch into the stored contacts, and its list memberships.
 
 The one place that knows SQLite from PostgreSQL (its statements are in statements.py). On
-PostgreSQL a batch reaches the server by COPY into a per-connection temporary table (the
-default), or as binary arrays read by `unnest` (the `unnest` bulk-write mode, for engines
-without temporary tables or COPY, such as CockroachDB); one statement then merges it
-(statements.pg_upsert). The COPY's data is made before the write (`prepare`: on the import's
-checking thread), so that the thread that writes only sends it. SQLite has one writer at a
-time: the stored rows are read, merged column by column in Python, and only the rows that
-change are written.
+PostgreSQL a batch reaches the server by binary COPY into a per-connection temporary table
+(the default), or as binary arrays read by `unnest` (the `unnest` bulk-write mode, for
+engines without temporary tables or binary COPY, such as CockroachDB); one statement then
+merges it (statements.pg_upsert). The COPY's data is made before the write (`prepare`: on
+the import's checking thread), so that the thread that writes only sends it. SQLite has one
+writer at a time: the stored rows are read, merged column by column in Python, and only the
+rows that change are written.
 
 Every write takes its row locks in one order: contacts by email (code point order), then
 memberships by (email, list id).

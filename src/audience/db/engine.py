@@ -89,8 +89,6 @@ def _postgres_engine(settings: Settings) -> Engine:
             "connect_timeout": settings.db_connect_timeout_seconds,
             "options": options,
             "application_name": "audience",
-            # The import's COPY data is UTF-8 text (contacts/bulk.py copy_rows).
-            "client_encoding": "utf8",
         },
         execution_options={BULK_WRITE: settings.bulk_write},
     )
