@@ -117,7 +117,8 @@ class BulkWriter:
         self.conn = conn
         self.workspace_id = workspace_id
         self.is_sqlite = conn.dialect.name == "sqlite"
-        self._staged = False
+        #: The transaction in which the stage was last filled (it exists there).
+        self._staged_in: object | None = None
         self._dumper: Any = None
 
     def prepare(self, batch: ContactBatch) -> Prepared:
@@ -198,10 +199,12 @@ class BulkWriter:
         return Applied(created, changed)
 
     def _stage(self, cursor: Any, rows: bytes, names: tuple[str, ...]) -> None:
-        cursor.execute(PG_STAGE)
-        if self._staged:  # a later part or round of the same transaction
-            cursor.execute(PG_UNSTAGE)
-        self._staged = True
+        transaction = self.conn.get_transaction()
+        if transaction is not None and transaction is self._staged_in:
+            cursor.execute(PG_UNSTAGE)  # a later part or round of the same transaction
+        else:  # the stage may be new to this connection, or gone with a rollback
+            cursor.execute(PG_STAGE)
+        self._staged_in = transaction
         with cursor.copy(pg_copy(names)) as copy:
             copy.write(rows)
 
