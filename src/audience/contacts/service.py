@@ -79,12 +79,18 @@ def import_contacts(
     # statements.pg_upsert, skip_unchanged). Not with lists, where every contact is locked
     # before its memberships, and a known one deleted meanwhile would have to be created.
     stored: dict[str, bool] = {}
+    unchanged_likely = False
     if not lists_wanted:
         stored, known = _stored(writer, decoded)
         for i in known:
             op = operations[decoded.positions[i]]
             op.action, op.changed_fields = "update", []
         decoded = decoded.without(known)
+        # Where some contacts came back unchanged, others may be unchanged in other bytes:
+        # the upsert then leaves those unlocked too (skip_unchanged, a read of each stored
+        # row first). A batch with none is one of changes, which that read would only slow
+        # (~6-12 % of a 10k update in process); its unchanged rows are locked, not written.
+        unchanged_likely = bool(known)
     written: list[ContactBatch] = []
 
     def write(rounds: list[Prepared]) -> Written:
@@ -92,7 +98,7 @@ def import_contacts(
         for prepared in rounds:
             batch = prepared.batch
             # A part with no stored contact has none to leave alone: no read before the write.
-            skip = not lists_wanted and any(email in stored for email in batch.emails)
+            skip = unchanged_likely and any(email in stored for email in batch.emails)
             applied = writer.apply(prepared, merge=request.merge, now=now, skip_unchanged=skip)
             results.append((batch, applied))
         return results
