@@ -106,7 +106,7 @@ class Prepared:
     batch: ContactBatch
     #: The indexes of the fields some contact of the batch gives (a value or a null).
     given: tuple[int, ...]
-    #: PostgreSQL, COPY mode: the COPY's data (text format) of the batch's rows.
+    #: PostgreSQL, COPY mode: the COPY's data (binary format) of the batch's rows.
     rows: bytes | None = None
 
 
@@ -183,7 +183,8 @@ class BulkWriter:
         params: dict[str, Any] = {"ws": self.workspace_id, "now": now}
         staged = prepared.rows is not None
         with driver_connection(self.conn).cursor() as cursor:
-            if prepared.rows is not None:
+            if staged:
+                assert prepared.rows is not None
                 self._stage(cursor, prepared.rows, names)
             else:
                 params |= {"email": batch.emails, "nulls": batch.nulls, "digest": batch.digests}
