@@ -4,10 +4,10 @@ The one place that knows SQLite from PostgreSQL (its statements are in statement
 PostgreSQL a batch reaches the server by binary COPY into a per-connection temporary table
 (the default), or as binary arrays read by `unnest` (the `unnest` bulk-write mode, for
 engines without temporary tables or binary COPY, such as CockroachDB); one statement then
-merges it (statements.pg_upsert). The COPY's data is made before the write (`prepare`: on
-the import's checking thread), so that the thread that writes only sends it. SQLite has one
-writer at a time: the stored rows are read, merged column by column in Python, and only the
-rows that change are written.
+merges it (statements.pg_upsert). On SQLite, one statement per contact, by the same rules
+(statements.sqlite_upsert). What a write sends (the COPY's data, SQLite's parameters) is
+made before it (`prepare`: on the import's checking thread), so that the thread that writes
+only sends it.
 
 Every write takes its row locks in one order: contacts by email (code point order), then
 memberships by (email, list id).
@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from functools import lru_cache, reduce
-from itertools import compress, repeat
+from itertools import repeat
 from operator import or_
 from typing import Any
 
@@ -45,28 +45,26 @@ from audience.contacts.statements import (
     PG_UNSTAGE,
     REWRITTEN,
     SQLITE_ADD_MEMBERSHIP,
-    SQLITE_INSERT,
     SQLITE_MEMBERSHIPS,
-    SQLITE_REWRITE,
     SQLITE_SET_MEMBERSHIP,
-    SQLITE_STORED,
     SQLITE_STORED_DIGESTS,
     pg_copy,
     pg_copy_types,
     pg_upsert,
+    sqlite_insert,
+    sqlite_stored,
     sqlite_timestamp,
+    sqlite_upsert,
 )
 from audience.contacts.validation import ContactBatch
 from audience.db.engine import BULK_WRITE
 from audience.db.errors import translated
-from audience.db.models import DATETIME_FIELDS, FIELDS, JSON_FIELDS, NUMBER_FIELDS, TEXT_FIELDS
+from audience.db.models import DATETIME_FIELDS, FIELDS, JSON_FIELDS
 from audience.db.session import driver_connection
 from audience.errors import RetryableDatabaseError
 
 _DATETIMES = frozenset(FIELDS.index(n) for n in DATETIME_FIELDS)
 _JSONS = frozenset(FIELDS.index(n) for n in JSON_FIELDS)
-_NUMBERS = frozenset(FIELDS.index(n) for n in NUMBER_FIELDS)
-_TEXTS = frozenset(FIELDS.index(n) for n in TEXT_FIELDS)
 
 
 #: The names of the fields in each 11-bit slice of a mask, for every value of the slice.
@@ -108,6 +106,8 @@ class Prepared:
     given: tuple[int, ...]
     #: PostgreSQL, COPY mode: the COPY's data (binary format) of the batch's rows.
     rows: bytes | None = None
+    #: SQLite: the parameters of statements.sqlite_upsert, per row.
+    params: list[tuple[Any, ...]] | None = None
 
 
 class BulkWriter:
@@ -121,17 +121,17 @@ class BulkWriter:
         self._staged_in: object | None = None
         self._dumper: Any = None
 
-    def prepare(self, batch: ContactBatch) -> Prepared:
+    def prepare(self, batch: ContactBatch, now: datetime) -> Prepared:
         """What `apply` needs of the batch before the database: safe on any thread, as it
         touches no connection (the import prepares a part while the previous one is written)."""
-        if self.is_sqlite:
-            return Prepared(batch, ())
         bits = reduce(or_, batch.nulls, 0)
         given = tuple(
             k
             for k, column in enumerate(batch.columns)
             if bits >> k & 1 or column.count(None) != len(column)
         )
+        if self.is_sqlite:
+            return Prepared(batch, given, params=self._sqlite_params(batch, given, now))
         if self._staged_mode():
             return Prepared(batch, given, self._copy_rows(batch, given))
         return Prepared(batch, given)
@@ -161,12 +161,12 @@ class BulkWriter:
     ) -> Applied:
         """Merge the batch into the stored contacts; rows that change nothing are not written
         (with `skip_unchanged`, on PostgreSQL, not even locked: see statements.pg_upsert)."""
-        prepared = batch if isinstance(batch, Prepared) else self.prepare(batch)
+        prepared = batch if isinstance(batch, Prepared) else self.prepare(batch, now)
         if not prepared.batch:
             return Applied([], [])
         with translated():
             if self.is_sqlite:
-                return self._apply_sqlite(prepared.batch, merge, now)
+                return self._apply_sqlite(prepared, merge)
             return self._apply_postgres(prepared, merge, now, skip_unchanged)
 
     def _staged_mode(self) -> bool:
@@ -191,13 +191,7 @@ class BulkWriter:
                 params |= {FIELDS[k]: batch.columns[k] for k in given}
             upsert = pg_upsert(names, merge, staged=staged, skip_unchanged=skip)
             written = dict(cursor.execute(upsert, params, prepare=False).fetchall())
-        created: list[bool] = []
-        changed: list[int] = []
-        for email in batch.emails:
-            mask = written.get(email, REWRITTEN)
-            created.append(mask < REWRITTEN)
-            changed.append(mask - REWRITTEN if mask >= REWRITTEN else mask)
-        return Applied(created, changed)
+        return _applied(batch.emails, written)
 
     def _stage(self, cursor: Any, rows: bytes, names: tuple[str, ...]) -> None:
         transaction = self.conn.get_transaction()
@@ -211,51 +205,74 @@ class BulkWriter:
 
     # --- SQLite -----------------------------------------------------------------------------------
 
-    def _apply_sqlite(self, batch: ContactBatch, merge: str, now: datetime) -> Applied:
-        # The transaction holds SQLite's write lock (BEGIN IMMEDIATE): what is stored now
-        # is exactly what the writes below will find.
-        cursor = driver_connection(self.conn).cursor()
-        emails = msgspec.json.encode(batch.emails).decode()
-        stored = {
-            row[0]: row[1:] for row in cursor.execute(SQLITE_STORED, (self.workspace_id, emails))
-        }
-        olds = [stored.get(email) for email in batch.emails]
-        created = [old is None for old in olds]
-        masks = [0] * len(batch)
-        columns: list[list[Any]] = []
-        for k, given in enumerate(batch.columns):
-            if k in _DATETIMES:
-                given = [v if v is None else sqlite_timestamp(v) for v in given]
-            if not stored:  # every row new: stored as given, each field changed where given
-                columns.append(given)
-                if given.count(None) != len(given):
-                    bit = 1 << k
-                    masks = [m if v is None else m | bit for m, v in zip(masks, given, strict=True)]
-                continue
-            column, changed = _merge_column(k, given, olds, batch.nulls, merge)
-            columns.append(column)
-            if changed is not None:
-                bit = 1 << k
-                masks = [m | bit if c else m for m, c in zip(masks, changed, strict=True)]
+    def _sqlite_params(
+        self, batch: ContactBatch, given: tuple[int, ...], now: datetime
+    ) -> list[tuple[Any, ...]]:
+        """Per row, the parameters of statements.sqlite_upsert for these fields: date-times
+        as the text SQLite stores."""
+        columns = [
+            [v if v is None else sqlite_timestamp(v) for v in batch.columns[k]]
+            if k in _DATETIMES
+            else batch.columns[k]
+            for k in given
+        ]
         stamp = sqlite_timestamp(now)
-        rows = list(
+        return list(
             zip(
                 repeat(self.workspace_id),
                 batch.emails,
                 *columns,
+                batch.nulls,
                 batch.digests,
                 repeat(stamp),
                 repeat(stamp),
                 strict=False,  # repeat() is endless
             )
         )
-        cursor.executemany(SQLITE_INSERT, compress(rows, created))
-        rewrite = [not c and m != 0 for c, m in zip(created, masks, strict=True)]
-        cursor.executemany(
-            SQLITE_REWRITE,
-            ((*row[2:-2], stamp, self.workspace_id, row[1]) for row in compress(rows, rewrite)),
-        )
-        return Applied(created, masks)
+
+    def _apply_sqlite(self, prepared: Prepared, merge: str) -> Applied:
+        """A batch of new contacts in one executemany INSERT; otherwise one upsert per contact,
+        in email order (statements.sqlite_upsert), each answering its row. The transaction
+        holds SQLite's one write lock (BEGIN IMMEDIATE): what is read below is what the
+        writes find."""
+        assert prepared.params is not None
+        batch, given, params = prepared.batch, prepared.given, prepared.params
+        names = tuple(FIELDS[k] for k in given)
+        cursor = driver_connection(self.conn).cursor()
+        jsons = [(2 + j, k) for j, k in enumerate(given) if k in _JSONS]
+        stored = {
+            row[0]: row[1:]
+            for row in cursor.execute(
+                sqlite_stored(tuple(FIELDS[k] for _, k in jsons)),
+                (self.workspace_id, _json(batch.emails)),
+            )
+        }
+        # A new row stores what is given: it changes each given field that has a value.
+        new = [0] * len(batch)
+        for k in given:
+            bit = 1 << k
+            new = [m if v is None else m | bit for m, v in zip(new, batch.columns[k], strict=True)]
+        if not stored:
+            cursor.executemany(sqlite_insert(names), params)
+            return Applied([True] * len(batch), new)
+        if jsons:
+            params = _same_json_dropped(params, jsons, stored)
+        upsert = sqlite_upsert(names, merge)
+        execute = cursor.execute
+        created: list[bool] = []
+        changed: list[int] = []
+        for row, mask in zip(params, new, strict=True):
+            answer = execute(upsert, row).fetchone()
+            if answer is None:  # a stored row left as it was
+                created.append(False)
+                changed.append(0)
+            elif answer[0] >= REWRITTEN:
+                created.append(False)
+                changed.append(answer[0] - REWRITTEN)
+            else:
+                created.append(True)
+                changed.append(mask)
+        return Applied(created, changed)
 
     # --- contacts known by their input ---------------------------------------------------------
 
@@ -379,40 +396,44 @@ def list_status_after(before: str | None, target: str, *, double_optin: bool) ->
     return before
 
 
-def _merge_column(
-    k: int, given: list[Any], olds: list[tuple[Any, ...] | None], nulls: list[int], merge: str
-) -> tuple[list[Any], list[bool] | None]:
-    """Field k after the merge, as SQLite stores it, and per row whether it changed (None:
-    no row changed it)."""
-    bit = 1 << k
-    stored = [None if old is None else old[k] for old in olds]
-    if given.count(None) == len(given) and (
-        merge != "overwrite" or not any(n & bit for n in nulls)
-    ):
-        return stored, None  # given nowhere: kept everywhere
-    if merge == "overwrite":
-        merged = [
-            None if n & bit else (v if v is not None else s)
-            for v, s, n in zip(given, stored, nulls, strict=True)
-        ]
-    else:
-        blank = ("", None) if k in _TEXTS else (None,)
-        merged = [
-            v if v is not None and s in blank else s for v, s in zip(given, stored, strict=True)
-        ]
-    changed = [
-        (m is not None) if old is None else (m != s and not _same_json(k, m, s))
-        for m, s, old in zip(merged, stored, olds, strict=True)
-    ]
-    return merged, changed
+def _applied(emails: list[str], written: Mapping[str, int]) -> Applied:
+    """What an upsert answered (email -> mask, see statements.pg_upsert) per row of the
+    batch; a stored row not answered changed nothing."""
+    created: list[bool] = []
+    changed: list[int] = []
+    for email in emails:
+        mask = written.get(email, REWRITTEN)
+        created.append(mask < REWRITTEN)
+        changed.append(mask - REWRITTEN if mask >= REWRITTEN else mask)
+    return Applied(created, changed)
 
 
-def _same_json(k: int, new: Any, old: Any) -> bool:
-    """Two JSON texts that hold the same value, as PostgreSQL's jsonb compares them: objects
-    in any key order, 1 and 1.0 alike, but true is not 1."""
-    if k not in _JSONS or new is None or old is None:
-        return False
-    return json_equal(_exact(new), _exact(old))
+def _same_json_dropped(
+    params: list[tuple[Any, ...]],
+    jsons: list[tuple[int, int]],
+    stored: Mapping[str, tuple[Any, ...]],
+) -> list[tuple[Any, ...]]:
+    """The parameters without the JSON values (at params[i][at] for each (at, field) of
+    `jsons`) that hold what the stored row holds (its JSON fields, by email) in other
+    text: keys in another order, 1.0 for 1, ... Absent, they keep it, and the upsert can
+    compare JSON as text."""
+    dropped = params
+    for i, row in enumerate(params):
+        old = stored.get(row[1])
+        if old is None:
+            continue
+        same = [
+            at
+            for (at, _), text in zip(jsons, old, strict=True)
+            if row[at] is not None
+            and text is not None
+            and row[at] != text
+            and json_equal(_exact(row[at]), _exact(text))
+        ]
+        if same:
+            dropped = list(dropped) if dropped is params else dropped
+            dropped[i] = tuple(None if at in same else v for at, v in enumerate(row))
+    return dropped
 
 
 def _exact(text: str) -> Any:
@@ -425,7 +446,8 @@ _EXACT: msgspec.json.Decoder[Any] = msgspec.json.Decoder(float_hook=Decimal)
 
 
 def json_equal(a: Any, b: Any) -> bool:
-    """Equality of decoded JSON values that tells booleans from numbers."""
+    """Equality of decoded JSON values that tells booleans from numbers (as jsonb compares
+    them: objects in any key order, 1 and 1.0 alike, but true is not 1)."""
     if isinstance(a, bool) or isinstance(b, bool):
         return type(a) is type(b) and a == b
     if isinstance(a, dict):

@@ -3,13 +3,13 @@
 On PostgreSQL one statement (pg_upsert) merges a batch into the stored rows by the update
 rules of docs/import.md (overwrite: absent keeps, null clears, a value replaces; fill_blanks:
 a value fills only a blank field) and says, per row, what changed; it carries only the fields
-the batch gives. On SQLite, with one writer at a
-time, the repository merges in Python between a read and the writes below. Executed by
-ContactRepository (repository.py).
+the batch gives. On SQLite, one statement per contact (sqlite_upsert) does the same, by the
+same expressions. Executed by bulk.BulkWriter.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from functools import lru_cache
 
@@ -26,8 +26,9 @@ def pg_type(name: str) -> str:
     return "text"
 
 
-_COLUMNS = ", ".join(FIELDS)
 _BIT = {name: 1 << k for k, name in enumerate(FIELDS)}
+#: How a dialect writes "a is not the same value as b" for field `name`: (name, a, b) -> SQL.
+Distinct = Callable[[str, str, str], str]
 
 
 #: The flag the upsert adds to `import_mask` of a stored row it rewrites (the changed mask
@@ -35,7 +36,19 @@ _BIT = {name: 1 << k for k, name in enumerate(FIELDS)}
 REWRITTEN = 1 << 62
 
 
-def _field(name: str, merge: str, given: str, stored: str, nulls: str) -> tuple[str, str]:
+def _pg_distinct(name: str, a: str, b: str) -> str:
+    return f"{a} IS DISTINCT FROM {b}"
+
+
+def _sqlite_distinct(name: str, a: str, b: str) -> str:
+    """SQLite's `IS NOT`: JSON as its text, where the batch never gives a value that only
+    the text of the stored one differs from (bulk.BulkWriter drops it)."""
+    return f"{a} IS NOT {b}"
+
+
+def _field(
+    name: str, merge: str, given: str, stored: str, nulls: str, distinct: Distinct = _pg_distinct
+) -> tuple[str, str]:
     """The field's value after the import and whether that changes it, as SQL (docs/import.md:
     update semantics, merge); `given` is the batch's value, `stored` the row's, `nulls` the
     row's null bits. Both expressions are never NULL-valued where a boolean is wanted."""
@@ -46,14 +59,14 @@ def _field(name: str, merge: str, given: str, stored: str, nulls: str) -> tuple[
             f"WHEN ({nulls} & {bit}) <> 0 THEN NULL ELSE {stored} END"
         )
         changed = (
-            f"CASE WHEN {given} IS NOT NULL THEN {given} IS DISTINCT FROM {stored} "
+            f"CASE WHEN {given} IS NOT NULL THEN {distinct(name, given, stored)} "
             f"ELSE ({nulls} & {bit}) <> 0 AND {stored} IS NOT NULL END"
         )
         return merged, changed
     blank = f"{stored} IS NULL" + (f" OR {stored} = ''" if name in TEXT_FIELDS else "")
     fills = f"{given} IS NOT NULL AND ({blank})"
     merged = f"CASE WHEN {fills} THEN {given} ELSE {stored} END"
-    return merged, f"({fills} AND {given} IS DISTINCT FROM {stored})"
+    return merged, f"({fills} AND {distinct(name, given, stored)})"
 
 
 def _any(tests: list[str]) -> str:
@@ -210,18 +223,55 @@ SET status = excluded.status, updated_at = excluded.updated_at
 
 # --- SQLite -----------------------------------------------------------------------------------
 
-SQLITE_STORED = f"""
-SELECT email, {_COLUMNS} FROM contacts
+
+@lru_cache(maxsize=256)
+def sqlite_upsert(given: tuple[str, ...], merge: str) -> str:
+    """One contact (of which only the fields `given` are carried) inserted, or merged into
+    its stored row by the rules of pg_upsert and rewritten only when that changes something;
+    answering its import_mask: REWRITTEN plus the mask of the fields changed for a stored
+    row rewritten, below REWRITTEN for a new one (no row: a stored row left as it was). The
+    transaction holds SQLite's one write lock (BEGIN IMMEDIATE): the row merged is the row
+    as it is. Run once per contact, in email order (bulk.BulkWriter); JSON is compared as
+    text (see _sqlite_distinct). (Not pg_upsert's answer for a new row: SQLite 3.40's
+    RETURNING reads `column IS NULL` wrongly on this table.)"""
+    fields = [
+        (n, _field(n, merge, f"excluded.{n}", f"c.{n}", "excluded.import_mask", _sqlite_distinct))
+        for n in given
+    ]
+    mask = " + ".join(f"(CASE WHEN {t} THEN {_BIT[n]} ELSE 0 END)" for n, (_, t) in fields)
+    return f"""
+INSERT INTO contacts AS c
+    (workspace_id, email, {"".join(f"{n}, " for n in given)}import_mask, import_digest,
+     created_at, updated_at)
+VALUES (?, ?, {"?, " * len(given)}?, ?, ?, ?)
+ON CONFLICT (workspace_id, email) DO UPDATE
+SET {"".join(f"{n} = {m}, " for n, (m, _) in fields)}import_mask = {mask or "0"} + {REWRITTEN},
+    import_digest = excluded.import_digest, updated_at = excluded.updated_at
+WHERE {_any([t for _, (_, t) in fields])}
+RETURNING import_mask
+"""
+
+
+@lru_cache(maxsize=256)
+def sqlite_insert(given: tuple[str, ...]) -> str:
+    """New contacts: sqlite_upsert's insert alone (its parameters)."""
+    return f"""
+INSERT INTO contacts
+    (workspace_id, email, {"".join(f"{n}, " for n in given)}import_mask, import_digest,
+     created_at, updated_at)
+VALUES (?, ?, {"?, " * len(given)}?, ?, ?, ?)
+"""
+
+
+@lru_cache(maxsize=256)
+def sqlite_stored(names: tuple[str, ...]) -> str:
+    """Of a JSON array of emails, those stored, each with these fields."""
+    return f"""
+SELECT email{"".join(f", {n}" for n in names)} FROM contacts
 WHERE workspace_id = ? AND email IN (SELECT value FROM json_each(?))
 """
-SQLITE_INSERT = f"""
-INSERT INTO contacts (workspace_id, email, {_COLUMNS}, import_digest, created_at, updated_at)
-VALUES (?, ?, {", ".join("?" for _ in FIELDS)}, ?, ?, ?)
-"""
-SQLITE_REWRITE = f"""
-UPDATE contacts SET {", ".join(f"{n} = ?" for n in FIELDS)}, import_digest = ?, updated_at = ?
-WHERE workspace_id = ? AND email = ?
-"""
+
+
 # CROSS JOIN keeps the pairs the outer loop (SQLite's join-order hint): each is then a probe
 # of the primary key, never a scan of the workspace for each pair.
 SQLITE_STORED_DIGESTS = """
