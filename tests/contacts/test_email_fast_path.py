@@ -7,7 +7,7 @@ from email_validator import EmailNotValidError, validate_email
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from audience.contacts.validation import ContactError, is_plain_email, normalize_email
+from audience.contacts.validation import ContactError, is_plain_email, normalize_email, plain_emails
 
 LOCAL = st.from_regex(r"[a-z0-9_+.-]{1,70}", fullmatch=True)
 LABEL = st.from_regex(r"[a-z0-9-]{1,65}", fullmatch=True)
@@ -72,3 +72,43 @@ def test_fast_path_refusals_match_email_validator(email: str) -> None:
 
 def test_unicode_addresses_still_validated() -> None:
     assert normalize_email("  Ünï@Exämple.com\u00a0") == "ünï@exämple.com"
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(EMAILS, EMAILS.map(lambda e: f"  {e.upper()} ")), min_size=1))
+def test_a_batch_is_plain_exactly_when_each_of_its_addresses_is(emails: list[str]) -> None:
+    """plain_emails (one pass over a batch) takes the fast path only when is_plain_email
+    says every address is plain, and then normalises each as normalize_email does."""
+    batch = plain_emails(emails)
+    if all(is_plain_email(e.strip().lower()) for e in emails):
+        assert batch == [normalize_email(e) for e in emails]
+    else:
+        assert batch is None
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        ["a@example.com", "b@example.com\nc@example.com"],  # a newline within one value
+        ["a@example.com", ""],
+        ["a@example.com", 7],
+        ["a@example.com", None],
+        ["a@example.com", "ünï@exämple.com"],
+        ["a@example.com", "x@b.test"],
+        ["a@example.com", "x@xn--zz.com"],
+        ["a@example.com", ("l" * 65) + "@example.com"],
+        ["a@example.com", "x@" + ".".join(["b" * 60] * 5) + ".com"],  # longer than 254
+    ],
+)
+def test_a_batch_with_one_address_not_plain_takes_the_slow_path(values: list[object]) -> None:
+    assert plain_emails(values) is None
+
+
+def test_a_batch_of_plain_addresses_is_normalised_in_one_pass() -> None:
+    values = [" Jane.Doe@Example.COM ", "bob+news@mail.example.org", "\tamy_1@x-y.io"]
+    assert plain_emails(values) == [normalize_email(v) for v in values]
+    assert plain_emails(values) == [
+        "jane.doe@example.com",
+        "bob+news@mail.example.org",
+        "amy_1@x-y.io",
+    ]
