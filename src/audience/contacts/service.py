@@ -208,8 +208,8 @@ def _overlapped(
     record: Callable[[Written], None],
 ) -> dict[int, str]:
     """Decode, check and `prepare` each part of the contacts and hand it to `write` on a
-    thread of its own while the next part is decoded, checked and prepared (psycopg and
-    sqlite3 release the GIL while the database works); `record` what each write answers
+    thread of its own while the next part is decoded, checked and prepared (PostgreSQL's
+    way: psycopg releases the GIL while the server works); `record` what each write answers
     on this thread, while the next part is written. The writing thread, which the import
     waits for, does little Python but the database's calls. One write at a time, in email
     order: the lock order of every import. Returns input index -> error of the contacts
