@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gc
-import sys
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -21,6 +20,7 @@ from audience.db.statistics import StatisticsKeeper
 from audience.import_jobs.router import router as imports_router
 from audience.import_jobs.worker import Workers
 from audience.kit import metrics
+from audience.kit.gil import hand_over_sooner
 from audience.kit.memory import return_large_buffers_to_the_os
 from audience.lists.router import router as lists_router
 from audience.web.access import EdgeMiddleware
@@ -104,25 +104,18 @@ def create_app(settings: Settings | None = None, *, migrate: bool | None = None)
     return app
 
 
-#: How long a thread may hold the GIL while another waits for it (Python's default: 5 ms).
-#: An import checks the next part of a batch while a thread of its own writes the previous
-#: one; that writer takes the GIL back after every round trip to the database (each COPY
-#: flush, each answer), and waited up to 5 ms each time behind the checks. At 1 ms, one
-#: 10k-contact import (in process, PostgreSQL) took 342-394 ms instead of 440-443.
-SWITCH_INTERVAL = 0.001
-
-
 def worker_app() -> FastAPI:
     """The app of one `audience serve` worker: the parent process has migrated already.
 
     The worker's process is tuned here, once, not in every app a test builds: what startup
     imported and built lives as long as the process, so the cycle collector stops walking it
-    on every full collection a large import triggers; and glibc hands large request buffers
-    back when they are freed.
+    on every full collection a large import triggers; glibc hands large request buffers
+    back when they are freed; and a thread asking for the GIL gets it within 1 ms
+    (audience.kit.gil).
     """
     app = create_app(migrate=False)
     gc.collect()
     gc.freeze()
     return_large_buffers_to_the_os()
-    sys.setswitchinterval(SWITCH_INTERVAL)
+    hand_over_sooner()
     return app

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging.config
 import os
 import shutil
-import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -105,10 +104,10 @@ def worker(
     import signal
     import threading
 
-    from audience.app import SWITCH_INTERVAL
     from audience.import_jobs.worker import Workers
+    from audience.kit.gil import hand_over_sooner
 
-    sys.setswitchinterval(SWITCH_INTERVAL)  # as in a server's worker: see audience.app
+    hand_over_sooner()  # as a server's worker does (audience.app)
     settings = load_settings()
     engine = build_engine(settings)
     try:

@@ -14,8 +14,8 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, select, update
 
-from audience.contacts import service
 from audience.db.models import contacts
+from audience.kit.gil import SWITCH_INTERVAL
 from tests.conftest import Tenant
 from tests.contacts.helpers import (
     FIELDS,
@@ -502,41 +502,38 @@ def test_concurrent_imports_of_the_same_emails_lose_no_write(
     assert {tuple(row) for row in rows} == {("w0", "w1", "w2", "w3")}
 
 
-# --- the overlap's hand-over of Python's lock (contacts/service.py _hand_over_sooner) -----------
+# --- the overlap's hand-over of Python's lock (audience.kit.gil, from contacts/service.py) ------
 
 
 @pytest.fixture
-def switch_interval() -> Iterator[None]:
-    """Python's default switch interval (5 ms) for the test, the process's own restored after."""
+def switch_interval() -> Iterator[Callable[[float], None]]:
+    """Sets the process's switch interval for the test; the process's own is restored after."""
     before = sys.getswitchinterval()
-    sys.setswitchinterval(0.005)
     try:
-        yield
+        yield sys.setswitchinterval
     finally:
         sys.setswitchinterval(before)
 
 
-@pytest.mark.usefixtures("switch_interval")
 def test_an_import_written_in_parts_on_postgresql_hands_the_lock_over_sooner(
-    client: TestClient, engine: Engine, tenant: Tenant
+    client: TestClient, engine: Engine, tenant: Tenant, switch_interval: Callable[[float], None]
 ) -> None:
+    switch_interval(0.005)  # Python's default
     small = [{"email": f"s{i:04d}@example.com"} for i in range(100)]
     import_ok(client, tenant, small)  # one part, no writing thread: nothing to hand over
     assert sys.getswitchinterval() == pytest.approx(0.005)
     batch = [{"email": f"p{i:04d}@example.com", "first_name": "P"} for i in range(3_000)]
     assert set(actions(import_ok(client, tenant, batch))) == {"create"}
     overlapped = engine.dialect.name == "postgresql"  # SQLite writes its parts in turn
-    expected = service.SWITCH_SECONDS if overlapped else 0.005
+    expected = SWITCH_INTERVAL if overlapped else 0.005
     assert sys.getswitchinterval() == pytest.approx(expected)
     assert count_contacts(engine, tenant.id) == 3_100
 
 
-def test_a_lower_switch_interval_is_kept(client: TestClient, tenant: Tenant) -> None:
-    before = sys.getswitchinterval()
-    sys.setswitchinterval(service.SWITCH_SECONDS / 4)
-    try:
-        batch = [{"email": f"p{i:04d}@example.com"} for i in range(3_000)]
-        import_ok(client, tenant, batch)
-        assert sys.getswitchinterval() == pytest.approx(service.SWITCH_SECONDS / 4)
-    finally:
-        sys.setswitchinterval(before)
+def test_a_lower_switch_interval_is_kept(
+    client: TestClient, tenant: Tenant, switch_interval: Callable[[float], None]
+) -> None:
+    switch_interval(SWITCH_INTERVAL / 4)
+    batch = [{"email": f"p{i:04d}@example.com"} for i in range(3_000)]
+    import_ok(client, tenant, batch)
+    assert sys.getswitchinterval() == pytest.approx(SWITCH_INTERVAL / 4)

@@ -27,7 +27,7 @@ def test_elsewhere_it_does_nothing() -> None:
 
 
 def test_a_server_worker_hands_the_gil_over_within_a_millisecond(tmp_path: Path) -> None:
-    """worker_app tunes its process (audience.app.SWITCH_INTERVAL): an import's writer
+    """worker_app tunes its process (audience.kit.gil.SWITCH_INTERVAL): an import's writer
     thread waits at most 1 ms for the GIL behind the checks of the next part."""
     probe = (
         "import gc, sys; from audience.app import worker_app; worker_app(); "

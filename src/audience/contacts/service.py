@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from collections import Counter, deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -46,6 +45,7 @@ from audience.db.models import MembershipStatus
 from audience.errors import BadRequest, NotFound
 from audience.kit import metrics
 from audience.kit.clock import utcnow
+from audience.kit.gil import hand_over_sooner
 from audience.kit.pagination import decode_cursor, encode_cursor
 from audience.lists import service as lists
 
@@ -218,7 +218,7 @@ def _overlapped(
     parts = _parts(decoded, later_parts)
     if len(parts) <= 1:
         return _in_turn(decoded, later_parts, prepare, write, record)
-    _hand_over_sooner()
+    hand_over_sooner()
     errors: dict[int, str] = {}
     failed = Event()
 
@@ -245,25 +245,6 @@ def _overlapped(
         while queued:
             record(queued.popleft().result())
     return errors
-
-
-#: How long a thread may hold Python's lock (GIL) while another waits for it, in seconds,
-#: once an import has overlapped (Python's default: 5 ms).
-SWITCH_SECONDS = 0.001
-
-
-def _hand_over_sooner() -> None:
-    """Let the writing thread have Python's lock within SWITCH_SECONDS of asking for it.
-
-    Between its waits for the server (which give up the lock), the writing thread needs the
-    lock for a moment: to send the next chunk of the COPY (psycopg sends a part's rows in
-    chunks of 128 KiB, each after a wait), to read the answer. With Python's default it
-    waits up to 5 ms each time for the checking thread, while the server waits for it: a
-    10k realistic import, in process, spent ~600-750 ms in the writes overlapped against
-    ~330-480 alone, and ran ~12-15 % faster with 1 ms. The interval is the process's own: it
-    is lowered once, never raised back (another thread's import may be under way)."""
-    if sys.getswitchinterval() > SWITCH_SECONDS:
-        sys.setswitchinterval(SWITCH_SECONDS)
 
 
 def _record(batch: ContactBatch, applied: Applied, operations: list[Operation]) -> None:
