@@ -506,19 +506,20 @@ def test_concurrent_imports_of_the_same_emails_lose_no_write(
 
 
 @pytest.fixture
-def switch_interval() -> Iterator[Callable[[float], None]]:
-    """Sets the process's switch interval for the test; the process's own is restored after."""
+def switch_interval() -> Iterator[None]:
+    """The process's switch interval restored after the test, which sets its own."""
     before = sys.getswitchinterval()
     try:
-        yield sys.setswitchinterval
+        yield
     finally:
         sys.setswitchinterval(before)
 
 
+@pytest.mark.usefixtures("switch_interval")
 def test_an_import_written_in_parts_on_postgresql_hands_the_lock_over_sooner(
-    client: TestClient, engine: Engine, tenant: Tenant, switch_interval: Callable[[float], None]
+    client: TestClient, engine: Engine, tenant: Tenant
 ) -> None:
-    switch_interval(0.005)  # Python's default
+    sys.setswitchinterval(0.005)  # Python's default
     small = [{"email": f"s{i:04d}@example.com"} for i in range(100)]
     import_ok(client, tenant, small)  # one part, no writing thread: nothing to hand over
     assert sys.getswitchinterval() == pytest.approx(0.005)
@@ -530,10 +531,9 @@ def test_an_import_written_in_parts_on_postgresql_hands_the_lock_over_sooner(
     assert count_contacts(engine, tenant.id) == 3_100
 
 
-def test_a_lower_switch_interval_is_kept(
-    client: TestClient, tenant: Tenant, switch_interval: Callable[[float], None]
-) -> None:
-    switch_interval(SWITCH_INTERVAL / 4)
+@pytest.mark.usefixtures("switch_interval")
+def test_a_lower_switch_interval_is_kept(client: TestClient, tenant: Tenant) -> None:
+    sys.setswitchinterval(SWITCH_INTERVAL / 4)
     batch = [{"email": f"p{i:04d}@example.com"} for i in range(3_000)]
     import_ok(client, tenant, batch)
     assert sys.getswitchinterval() == pytest.approx(SWITCH_INTERVAL / 4)

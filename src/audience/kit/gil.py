@@ -5,11 +5,9 @@ from __future__ import annotations
 import sys
 
 #: How long a thread may hold the GIL while another waits for it, in seconds (Python's
-#: default: 5 ms). An import checks the next part of a batch while a thread of its own writes
-#: the previous one; that writer takes the GIL back after every wait for the database (each
-#: 128 KiB chunk of a COPY, each answer), and waited up to 5 ms each time behind the checks
-#: while the server sat idle. At 1 ms, one 10k-contact import (in process, PostgreSQL) took
-#: 342-394 ms instead of 440-443 (18ab3da); 0.5 and 0.1 ms were no better (bench/README).
+#: default: 5 ms): an import's writing thread needs it back after each wait for the database,
+#: and should not wait behind the thread checking the next part (bench/README, "Where the
+#: time goes").
 SWITCH_INTERVAL = 0.001
 
 
