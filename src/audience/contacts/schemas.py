@@ -155,7 +155,7 @@ class Operation(msgspec.Struct, gc=False, omit_defaults=True):
     email: str
     action: str
     error: str | None
-    changed_fields: list[str] | UnsetType = UNSET
+    changed_fields: tuple[str, ...] | UnsetType = UNSET
     lists: list[ListOutcome] | UnsetType = UNSET
 
 
@@ -466,7 +466,7 @@ class UpsertContactResponse(Answer):
         return cls(
             email=operation.email,
             action="create" if operation.action == "create" else "update",
-            changed_fields=[] if isinstance(changed, UnsetType) else changed,
+            changed_fields=[] if isinstance(changed, UnsetType) else list(changed),
         )
 
 

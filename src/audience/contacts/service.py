@@ -86,7 +86,7 @@ def import_contacts(
         stored, known = _stored(writer, decoded)
         for i in known:
             op = operations[decoded.positions[i]]
-            op.action, op.changed_fields = "update", []
+            op.action, op.changed_fields = "update", ()
         decoded = decoded.without(known)
         # Where some contacts came back unchanged, others may be unchanged in other bytes:
         # the upsert then leaves those unlocked too (skip_unchanged, a read of each stored
@@ -253,7 +253,7 @@ def _record(batch: ContactBatch, applied: Applied, operations: list[Operation]) 
     for position, created, mask in rows:
         op = operations[position]
         op.action = "create" if created else "update"
-        op.changed_fields = list(field_names(mask))
+        op.changed_fields = field_names(mask)
 
 
 def _subscribe(
@@ -332,7 +332,7 @@ def upsert_contact(
     (batch,) = checked.rounds
     applied = BulkWriter(conn, workspace_id).apply(batch, merge=merge, now=utcnow())
     action = "create" if applied.created[0] else "update"
-    operation = Operation(0, checked.emails[0], action, None, list(field_names(applied.changed[0])))
+    operation = Operation(0, checked.emails[0], action, None, field_names(applied.changed[0]))
     _count([operation])
     return operation
 
