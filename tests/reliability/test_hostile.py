@@ -170,6 +170,14 @@ HOSTILE: dict[str, Hostile] = {
     "1e400 inside custom_json": Hostile(
         contact(b'"custom_json_1":[1e400]'), ContactError("custom_json_1:")
     ),
+    "400-digit integer inside custom_json": Hostile(
+        contact(b'"custom_json_1":{"n":' + b"9" * 400 + b"}"),
+        ContactError("custom_json_1: number out of range"),
+    ),
+    "308-digit integer inside custom_json": Hostile(
+        contact(b'"custom_json_1":{"n":' + b"9" * 308 + b"}"),
+        Stored("custom_json_1", {"n": int("9" * 308)}),
+    ),
     "NaN literal": Hostile(contact(b'"custom_number_1":NaN'), Reject(400, "invalid JSON body:")),
     "Infinity literal": Hostile(
         contact(b'"custom_number_1":Infinity'), Reject(400, "invalid JSON body:")

@@ -32,6 +32,7 @@ from typing import Any
 
 import msgspec
 from psycopg import Copy
+from psycopg.adapt import PyFormat
 from psycopg.copy import FileWriter
 from sqlalchemy import Connection
 
@@ -65,6 +66,7 @@ from audience.errors import RetryableDatabaseError
 
 _DATETIMES = frozenset(FIELDS.index(n) for n in DATETIME_FIELDS)
 _JSONS = frozenset(FIELDS.index(n) for n in JSON_FIELDS)
+BINARY = PyFormat.BINARY
 
 
 #: A field's bit in a mask is its place in FIELDS; in the *sorted* mask below, its place in
@@ -154,7 +156,11 @@ class BulkWriter:
         fields, in binary format, made by psycopg's own COPY (its rows formatted in C) into
         a buffer, on a cursor of its own that only lends its types (nothing is sent)."""
         if self._dumper is None:
-            self._dumper = driver_connection(self.conn).cursor()
+            cursor = driver_connection(self.conn).cursor()
+            # By its oid, bytea's binary dumper is dbapi20's (for Binary(), in Python: a call
+            # per value); that of bytes (in C) takes the JSON values' buffers as they are.
+            cursor.adapters.register_dumper(bytes, cursor.adapters.get_dumper(bytes, BINARY))
+            self._dumper = cursor
         buffer = io.BytesIO()
         names = tuple(FIELDS[k] for k in given)
         columns = [batch.columns[k] for k in given]
@@ -201,7 +207,7 @@ class BulkWriter:
                 self._stage(cursor, prepared.rows, names)
             else:
                 params |= {"email": batch.emails, "nulls": batch.nulls, "digest": batch.digests}
-                params |= {FIELDS[k]: batch.columns[k] for k in given}
+                params |= {FIELDS[k]: _unnest_column(batch, k) for k in given}
             upsert = pg_upsert(names, merge, staged=staged, skip_unchanged=skip)
             written = dict(cursor.execute(upsert, params, prepare=False).fetchall())
         return _applied(batch.emails, written)
@@ -222,10 +228,12 @@ class BulkWriter:
         self, batch: ContactBatch, given: tuple[int, ...], now: datetime
     ) -> list[tuple[Any, ...]]:
         """Per row, the parameters of statements.sqlite_upsert for these fields: date-times
-        as the text SQLite stores."""
+        and JSON as the text SQLite stores."""
         columns = [
             [v if v is None else sqlite_timestamp(v) for v in batch.columns[k]]
             if k in _DATETIMES
+            else [v if v is None else str(v, "utf-8") for v in batch.columns[k]]
+            if k in _JSONS
             else batch.columns[k]
             for k in given
         ]
@@ -472,6 +480,15 @@ def json_equal(a: Any, b: Any) -> bool:
     if isinstance(a, int | float | Decimal) and isinstance(b, int | float | Decimal):
         return a == b
     return type(a) is type(b) and a == b
+
+
+def _unnest_column(batch: ContactBatch, k: int) -> list[Any]:
+    """Field k of the batch as a parameter of the unnest mode: JSON as bytes objects (psycopg
+    sends a list of them as bytea[]; what validation keeps may be msgspec.Raw)."""
+    column = batch.columns[k]
+    if k in _JSONS:
+        return [v if v is None else bytes(v) for v in column]
+    return column
 
 
 def _json(values: Sequence[Any]) -> str:

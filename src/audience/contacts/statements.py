@@ -17,13 +17,21 @@ from audience.db.models import DATETIME_FIELDS, FIELDS, JSON_FIELDS, NUMBER_FIEL
 
 
 def pg_type(name: str) -> str:
-    """A field's type as the batch carries it: JSON as its text, as validation kept it (cast
-    to jsonb by the statement: the server parses it once)."""
+    """A field's type as the batch carries it: JSON as the UTF-8 bytes of its text, as
+    validation kept them (bytea: no Python string is made of them; the statement reads them
+    as text and casts that to jsonb, pg_json: the server parses each value once)."""
     if name in NUMBER_FIELDS:
         return "float8"
     if name in DATETIME_FIELDS:
         return "timestamptz"
+    if name in JSON_FIELDS:
+        return "bytea"
     return "text"
+
+
+def pg_json(column: str) -> str:
+    """A JSON field carried as bytea (pg_type) as jsonb: its bytes checked as UTF-8, parsed."""
+    return f"convert_from({column}, 'UTF8')::jsonb"
 
 
 _BIT = {name: 1 << k for k, name in enumerate(FIELDS)}
@@ -93,9 +101,9 @@ def pg_upsert(given: tuple[str, ...], merge: str, *, staged: bool, skip_unchange
     stored row not answered changed nothing. Each stored row is found by its primary key
     whatever the planner's statistics (`OFFSET 0` keeps the lateral read a probe per row).
     """
-    # JSON arrives as text and is parsed once, here: `OFFSET 0` keeps the subquery whole
+    # JSON arrives as bytes and is parsed once, here: `OFFSET 0` keeps the subquery whole
     # (pulled up, each use of a column would repeat its cast).
-    typed = "".join(f"{n}::jsonb AS {n}, " if n in JSON_FIELDS else f"{n}, " for n in given)
+    typed = "".join(f"{pg_json(n)} AS {n}, " if n in JSON_FIELDS else f"{n}, " for n in given)
     if staged:
         rows = "import_stage"
     else:

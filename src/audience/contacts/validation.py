@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache
 from itertools import accumulate, compress, islice, repeat
-from operator import add, eq, is_not
+from operator import add, gt, is_not, ne, not_
 from typing import Any
 
 import msgspec
@@ -63,8 +63,9 @@ class ContactBatch:
     in. `columns[k][i]` is what FIELDS[k] becomes for emails[i] when given (None when
     absent or null); bit k of `nulls[i]` is set when that field was sent as null.
     `positions[i]` is the input index of that contact, `list_statuses[i]` its own
-    `list_status` (None: the request's). Text is trimmed, JSON values are compact JSON
-    text, date-times are aware UTC datetimes.
+    `list_status` (None: the request's). Text is trimmed, JSON values are their JSON text as
+    sent, in UTF-8 bytes (bytes or msgspec.Raw: no string is made of them; bulk.py hands
+    them to each database as it takes them), date-times are aware UTC datetimes.
     """
 
     emails: list[str]
@@ -487,20 +488,22 @@ _NULL_RAW = msgspec.Raw(_NULL)
 _JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"')
 _EMPTY_PAIR = re.compile(rb"\{\}|\[\]")
 _NOT_A_BRACKET = bytes(b for b in range(256) if b not in b"[]{}")
-_NOT_A_BRACKET_OR_SEPARATOR = bytes(b for b in range(256) if b not in b"[]{}\x00")
+_NOT_AN_OPENER_OR_SEPARATOR = bytes(b for b in range(256) if b not in b"[{\x00")
 #: A number that may not fit a double has an exponent (a digit then `e`), or 309 digits and
-#: more: with every digit made `0` (one C pass), both are plain substring searches.
+#: more (only in a value that long): with every digit made `0` (one C pass), both are plain
+#: substring searches.
 _DIGITS_AS_ZERO = bytes.maketrans(b"123456789E", b"000000000e")
-_MAYBE_HUGE = (b"0e", b"0" * 309)
+_EXPONENT = b"0e"
+_HUGE_DIGITS = b"0" * 309
 #: Never in a JSON value's bytes (a raw NUL is invalid JSON): joins a column's values.
 _SEPARATOR = b"\x00"
 
 
-def _json(name: str, raw: msgspec.Raw | bytes) -> str | None:
-    """The JSON text of a custom_json value, checked on its bytes alone: no Python object is
-    built from it (a 32 MiB body of JSON values costs no more than its bytes). The value is
-    kept as sent (msgspec has checked its syntax); only one over the size limit is compacted
-    to be measured again, as the limit is on the compact form."""
+def _json(name: str, raw: msgspec.Raw | bytes) -> bytes | None:
+    """The JSON text of a custom_json value (its UTF-8 bytes), checked on its bytes alone: no
+    Python object is built from it (a 32 MiB body of JSON values costs no more than its
+    bytes). The value is kept as sent (msgspec has checked its syntax); only one over the
+    size limit is compacted to be measured again, as the limit is on the compact form."""
     text = bytes(raw)
     if text == _NULL:
         return None
@@ -515,24 +518,44 @@ def _json(name: str, raw: msgspec.Raw | bytes) -> str | None:
     may_be_deep = text.count(b"[") + text.count(b"{") > JSON_MAX_DEPTH
     if may_be_deep and _depth(text) > JSON_MAX_DEPTH:
         raise ContactError(f"{name}: nested deeper than {JSON_MAX_DEPTH} levels")
-    _check_contents(name, text)
-    return text.decode()
+    _check_contents(name, text, len(text))
+    return text
 
 
-def _check_contents(name: str, text: bytes) -> None:
+def _check_contents(name: str, text: bytes, longest: int) -> None:
     """No NUL character in a string, no number beyond double range (of one value, or of a
-    column's values joined: the check is then one pass over all of them)."""
+    column's values joined: the check is then one pass over all of them); `longest` is the
+    length of the longest value."""
     if b"\\u0000" in text:
         raise ContactError(f"{name}: must not contain NUL characters")
     zeroed = text.translate(_DIGITS_AS_ZERO)
-    if any(pattern in zeroed for pattern in _MAYBE_HUGE):
+    long_enough = longest >= len(_HUGE_DIGITS)
+    if _EXPONENT in zeroed or (long_enough and _HUGE_DIGITS in zeroed):
         for value in text.split(_SEPARATOR):
+            # Every reader must get finite numbers back: msgspec refuses a float beyond
+            # double range, and reads an integer of any size as a Python int.
             try:
-                msgspec.json.decode(value)  # every reader must get finite numbers back
+                finite = _ints_fit(msgspec.json.decode(value))
             except msgspec.ValidationError:
-                raise ContactError(
-                    f"{name}: number out of range (must be a finite number)"
-                ) from None
+                finite = False
+            if not finite:
+                raise ContactError(f"{name}: number out of range (must be a finite number)")
+
+
+def _ints_fit(value: Any) -> bool:
+    """Whether every integer in a decoded JSON value converts to a double (nesting is
+    bounded: the depth was checked first)."""
+    if value.__class__ is int:
+        try:
+            float(value)
+        except OverflowError:
+            return False
+        return True
+    if value.__class__ is dict:
+        return all(map(_ints_fit, value.values()))
+    if value.__class__ is list:
+        return all(map(_ints_fit, value))
+    return True
 
 
 def _depth(text: bytes) -> int:
@@ -596,22 +619,24 @@ def _json_column(name: str, column: _Column, failed: dict[int, str]) -> _Column:
 
 
 def _json_texts(name: str, column: _Column) -> _Column:
-    """The column's JSON texts (None for a null, UNSET where absent), its values checked
-    together in passes that run in C (the loops over the column are iterators of C
-    functions): the shape and size of each, an upper bound of its depth (its brackets,
-    strings included), then the NULs and numbers of all of them joined. Only a value with
-    more brackets than the depth limit allows is measured alone."""
-    result = list(column)
-    rows = list(compress(range(len(column)), map(is_not, column, repeat(UNSET))))
-    raws = list(map(column.__getitem__, rows))
+    """The column's JSON texts as sent (their bytes, msgspec.Raw; None for a null, UNSET
+    where absent), its values checked together in passes that run in C (the loops over the
+    column are iterators of C functions): the shape and size of each, an upper bound of its
+    depth (its openers, [ and {, strings included), then the NULs and numbers of all of them
+    joined. Only a value with more openers than the depth limit is measured alone.
+    Their UTF-8 is the body's, checked as it was read (web/bodies.py)."""
+    given = list(map(is_not, column, repeat(UNSET)))
+    raws = list(compress(column, given))
     lengths = list(map(len, raws))
+    result = column
     if len(_NULL) in lengths:  # perhaps explicit nulls: None, and nothing to check
-        nulls = set(compress(range(len(raws)), map(eq, raws, repeat(_NULL_RAW))))
-        for j in nulls:
-            result[rows[j]] = None
-        if nulls:
-            keep = [j for j in range(len(raws)) if j not in nulls]
-            rows, raws, lengths = ([values[j] for j in keep] for values in (rows, raws, lengths))
+        values = list(map(ne, raws, repeat(_NULL_RAW)))
+        if not all(values):
+            rows = list(compress(range(len(column)), given))
+            result = list(column)
+            for j in compress(range(len(raws)), map(not_, values)):
+                result[rows[j]] = None
+            raws, lengths = list(compress(raws, values)), list(compress(lengths, values))
     if not raws:
         return result
     joined = _SEPARATOR.join(raws)  # a raw NUL is never inside a JSON value
@@ -620,16 +645,14 @@ def _json_texts(name: str, column: _Column) -> _Column:
         max(lengths) > JSON_MAX_BYTES
     ):
         raise ContactError(name)  # the values are checked one by one
-    brackets = joined.translate(None, _NOT_A_BRACKET_OR_SEPARATOR).split(_SEPARATOR)
-    if max(map(len, brackets)) > 2 * JSON_MAX_DEPTH and any(
-        _depth(bytes(raw)) > JSON_MAX_DEPTH
-        for pairs, raw in zip(brackets, raws, strict=True)
-        if len(pairs) > 2 * JSON_MAX_DEPTH
-    ):
-        raise ContactError(name)
-    _check_contents(name, joined)
-    for i, text in zip(rows, joined.decode().split("\x00"), strict=True):
-        result[i] = text
+    # A value nested deeper than the limit has more openers ([ and {) than the limit.
+    openers = joined.translate(None, _NOT_AN_OPENER_OR_SEPARATOR).split(_SEPARATOR)
+    counts = list(map(len, openers))
+    if max(counts) > JSON_MAX_DEPTH:
+        suspects = compress(raws, map(gt, counts, repeat(JSON_MAX_DEPTH)))
+        if any(_depth(bytes(raw)) > JSON_MAX_DEPTH for raw in suspects):
+            raise ContactError(name)
+    _check_contents(name, joined, max(lengths))
     return result
 
 
