@@ -66,7 +66,6 @@ from audience.errors import RetryableDatabaseError
 
 _DATETIMES = frozenset(FIELDS.index(n) for n in DATETIME_FIELDS)
 _JSONS = frozenset(FIELDS.index(n) for n in JSON_FIELDS)
-BINARY = PyFormat.BINARY
 
 
 #: A field's bit in a mask is its place in FIELDS; in the *sorted* mask below, its place in
@@ -159,7 +158,8 @@ class BulkWriter:
             cursor = driver_connection(self.conn).cursor()
             # By its oid, bytea's binary dumper is dbapi20's (for Binary(), in Python: a call
             # per value); that of bytes (in C) takes the JSON values' buffers as they are.
-            cursor.adapters.register_dumper(bytes, cursor.adapters.get_dumper(bytes, BINARY))
+            bytes_dumper = cursor.adapters.get_dumper(bytes, PyFormat.BINARY)
+            cursor.adapters.register_dumper(bytes, bytes_dumper)
             self._dumper = cursor
         buffer = io.BytesIO()
         names = tuple(FIELDS[k] for k in given)
@@ -229,14 +229,7 @@ class BulkWriter:
     ) -> list[tuple[Any, ...]]:
         """Per row, the parameters of statements.sqlite_upsert for these fields: date-times
         and JSON as the text SQLite stores."""
-        columns = [
-            [v if v is None else sqlite_timestamp(v) for v in batch.columns[k]]
-            if k in _DATETIMES
-            else [v if v is None else str(v, "utf-8") for v in batch.columns[k]]
-            if k in _JSONS
-            else batch.columns[k]
-            for k in given
-        ]
+        columns = [_sqlite_column(batch, k) for k in given]
         stamp = sqlite_timestamp(now)
         return list(
             zip(
@@ -480,6 +473,16 @@ def json_equal(a: Any, b: Any) -> bool:
     if isinstance(a, int | float | Decimal) and isinstance(b, int | float | Decimal):
         return a == b
     return type(a) is type(b) and a == b
+
+
+def _sqlite_column(batch: ContactBatch, k: int) -> list[Any]:
+    """Field k of the batch as SQLite stores it: date-times and JSON as their text."""
+    column = batch.columns[k]
+    if k in _DATETIMES:
+        return [v if v is None else sqlite_timestamp(v) for v in column]
+    if k in _JSONS:
+        return [v if v is None else str(v, "utf-8") for v in column]
+    return column
 
 
 def _unnest_column(batch: ContactBatch, k: int) -> list[Any]:
