@@ -5,12 +5,23 @@ from __future__ import annotations
 
 from typing import Any
 
+import psycopg
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, select
 
-from audience.db.models import contacts
+from audience.db.models import contact_lists, contacts
 from tests.conftest import Tenant
-from tests.contacts.helpers import create_list, get_contact, import_ok, memberships, post_import
+from tests.contacts.conftest import MakeClient
+from tests.contacts.helpers import (
+    create_list,
+    get_contact,
+    import_body,
+    import_ok,
+    memberships,
+    post_import,
+)
+from tests.reliability.test_database_limits import contact_row_locked, driver_url
 
 PEOPLE: list[dict[str, Any]] = [
     {"email": " Ann@Example.com ", "first_name": "Ann", "custom_json_1": {"tier": "gold"}},
@@ -26,6 +37,15 @@ def _stored(engine: Engine, workspace_id: str) -> dict[str, tuple[Any, ...]]:
             select(contacts).where(contacts.c.workspace_id == workspace_id)
         ).mappings()
         return {row["email"]: tuple(row.values()) for row in rows}
+
+
+def _memberships(engine: Engine, workspace_id: str) -> dict[tuple[str, str], tuple[Any, ...]]:
+    """Every stored membership's row, by (email, list id)."""
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(contact_lists).where(contact_lists.c.workspace_id == workspace_id)
+        ).mappings()
+        return {(row["email"], row["list_id"]): tuple(row.values()) for row in rows}
 
 
 def _summary(client: TestClient, tenant: Tenant, items: list[dict[str, Any]]) -> dict[str, int]:
@@ -171,3 +191,127 @@ def test_stored_contacts_the_sample_misses_are_answered_all_the_same(
     after = _stored(engine, tenant.id)
     assert after["bo@example.com"] == before["bo@example.com"]  # not rewritten
     assert after["cy@example.com"][list(contacts.c.keys()).index("country")] == "DE"
+
+
+# --- with lists: known contacts whose memberships the import would not change ----------------
+
+
+def _lists(operation: dict[str, Any]) -> list[tuple[str, str, str | None]]:
+    return [(o["list_id"], o["status"], o["previous_status"]) for o in operation["lists"]]
+
+
+def test_with_lists_the_same_contacts_again_change_nothing_and_write_nothing(
+    client: TestClient, tenant: Tenant, engine: Engine
+) -> None:
+    people = [*PEOPLE, {"email": "di@example.com", "list_status": "unsubscribed"}]
+    create_list(client, tenant, "news")
+    create_list(client, tenant, "promo", double_optin=True)
+    first = import_ok(client, tenant, people, lists=["news", "promo"])
+    assert [_lists(op) for op in first] == [
+        [("news", "active", None), ("promo", "pending", None)]
+    ] * 3 + [[("news", "unsubscribed", None), ("promo", "unsubscribed", None)]]
+    before = _stored(engine, tenant.id), _memberships(engine, tenant.id)
+    again = import_ok(client, tenant, people, lists=["news", "promo"])
+    assert [(op["action"], op["changed_fields"], op["error"]) for op in again] == [
+        ("update", [], None)
+    ] * 4
+    assert [_lists(op) for op in again] == [
+        [("news", "active", "active"), ("promo", "pending", "pending")]
+    ] * 3 + [[("news", "unsubscribed", "unsubscribed"), ("promo", "unsubscribed", "unsubscribed")]]
+    assert (_stored(engine, tenant.id), _memberships(engine, tenant.id)) == before
+    response = post_import(client, tenant, people, ["news", "promo"])
+    assert response.json()["summary"] == {"created": 0, "updated": 0, "unchanged": 4, "errors": 0}
+
+
+def test_with_lists_a_known_contact_is_still_subscribed_where_the_import_changes_something(
+    client: TestClient, tenant: Tenant, engine: Engine
+) -> None:
+    """The same contact bytes, but a list it is not in yet, a pending membership the
+    request's `active` confirms, or a membership removed since: those are written."""
+    create_list(client, tenant, "news", double_optin=True)
+    create_list(client, tenant, "promo")
+    import_ok(client, tenant, PEOPLE, lists=["news"])
+    assert memberships(client, tenant, "bo@example.com") == {"news": "pending"}
+    # A list none of them is in: subscribed to it, the other left as it is.
+    operations = import_ok(client, tenant, PEOPLE, lists=["news", "promo"])
+    assert [_lists(op) for op in operations] == [
+        [("news", "pending", "pending"), ("promo", "active", None)]
+    ] * 3
+    assert [op["changed_fields"] for op in operations] == [[], [], []]
+    # The request's list_status `active` confirms the pending memberships.
+    body = import_body(tenant.id, PEOPLE, ["news", "promo"]) | {"list_status": "active"}
+    response = client.post("/api/contacts.import", headers=tenant.headers, json=body)
+    assert response.status_code == 200, response.text
+    assert [_lists(op) for op in response.json()["operations"]] == [
+        [("news", "active", "pending"), ("promo", "active", "active")]
+    ] * 3
+    assert memberships(client, tenant, "cy@example.com") == {"news": "active", "promo": "active"}
+    # A membership changed since by another write is restored by the rules (here an
+    # unsubscribed one stays so: an opt-out is never undone).
+    body = {"workspace_id": tenant.id, "email": "bo@example.com", "list_id": "promo"}
+    body["status"] = "unsubscribed"
+    update = client.post("/api/contactLists.updateStatus", headers=tenant.headers, json=body)
+    assert update.status_code == 200, update.text
+    operations = import_ok(client, tenant, PEOPLE, lists=["promo"])
+    assert [_lists(op) for op in operations] == [
+        [("promo", "active", "active")],
+        [("promo", "unsubscribed", "unsubscribed")],
+        [("promo", "active", "active")],
+    ]
+
+
+def test_with_lists_a_deleted_contact_is_created_and_subscribed_again(
+    client: TestClient, tenant: Tenant
+) -> None:
+    create_list(client, tenant, "news")
+    import_ok(client, tenant, PEOPLE, lists=["news"])
+    body = {"workspace_id": tenant.id, "email": "cy@example.com"}
+    assert client.post("/api/contacts.delete", headers=tenant.headers, json=body).status_code == 200
+    operations = import_ok(client, tenant, PEOPLE, lists=["news"])
+    assert [op["action"] for op in operations] == ["update", "update", "create"]
+    assert _lists(operations[2]) == [("news", "active", None)]
+    assert memberships(client, tenant, "cy@example.com") == {"news": "active"}
+
+
+def test_with_lists_a_contact_whose_own_list_status_changed_is_checked_again(
+    client: TestClient, tenant: Tenant
+) -> None:
+    """A contact's own list_status is part of its bytes: another one is another input."""
+    create_list(client, tenant, "news")
+    import_ok(client, tenant, PEOPLE, lists=["news"])
+    changed = [PEOPLE[0], {**PEOPLE[1], "list_status": "unsubscribed"}, PEOPLE[2]]
+    operations = import_ok(client, tenant, changed, lists=["news"])
+    assert [_lists(op) for op in operations] == [
+        [("news", "active", "active")],
+        [("news", "unsubscribed", "active")],
+        [("news", "active", "active")],
+    ]
+    response = post_import(client, tenant, changed, ["news"])
+    assert response.json()["summary"]["unchanged"] == 3
+
+
+def test_with_lists_known_contacts_are_not_locked(
+    backend: str, database_url: str, make_client: MakeClient, tenant: Tenant
+) -> None:
+    """A re-sync that changes nothing takes no row lock (PostgreSQL's row locks): a contact
+    and a membership locked by another session do not hold it up, while an import that
+    changes that contact waits for the lock and times out (503)."""
+    if backend == "sqlite":
+        pytest.skip("row locks are PostgreSQL's: SQLite's import holds the one write lock")
+    client = make_client(db_lock_timeout_seconds=1.0)
+    create_list(client, tenant, "news")
+    import_ok(client, tenant, PEOPLE, lists=["news"])
+    with (
+        contact_row_locked(database_url, tenant.id, "bo@example.com"),
+        psycopg.connect(driver_url(database_url)) as holder,
+    ):
+        holder.execute(
+            "SELECT 1 FROM contact_lists WHERE workspace_id = %s AND email = %s FOR UPDATE",
+            (tenant.id, "cy@example.com"),
+        )
+        operations = import_ok(client, tenant, PEOPLE, lists=["news"])
+        assert [_lists(op) for op in operations] == [[("news", "active", "active")]] * 3
+        changed = [PEOPLE[0], {**PEOPLE[1], "last_name": "Bob"}, PEOPLE[2]]
+        response = post_import(client, tenant, changed, ["news"])
+        assert response.status_code == 503, response.text
+        holder.rollback()

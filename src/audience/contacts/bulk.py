@@ -43,6 +43,7 @@ from audience.contacts.statements import (
     PG_SET_MEMBERSHIPS,
     PG_STAGE,
     PG_STORED_DIGESTS,
+    PG_STORED_DIGESTS_AND_MEMBERSHIPS,
     PG_UNSTAGE,
     REWRITTEN,
     SQLITE_ADD_MEMBERSHIP,
@@ -309,6 +310,40 @@ class BulkWriter:
             with driver.cursor() as cursor:
                 rows = cursor.execute(PG_STORED_DIGESTS, params, prepare=False)
                 return {email: bool(same) for email, same in rows}
+
+    def stored_memberships(
+        self, emails: Sequence[str], digests: Sequence[str | None], list_ids: Sequence[str]
+    ) -> tuple[dict[str, bool], dict[str, dict[str, str]]]:
+        """What stored_digests tells, and the memberships of the lists (list id -> status)
+        of each contact whose digest is the same, read in the same snapshot as its digest.
+        Read without a lock (see statements.pg_upsert, skip_unchanged)."""
+        if not emails:
+            return {}, {}
+        with translated():
+            driver = driver_connection(self.conn)
+            if self.is_sqlite:  # the transaction holds SQLite's write lock: one snapshot
+                same = self.stored_digests(emails, digests)
+                known: dict[str, dict[str, str]] = {e: {} for e, yes in same.items() if yes}
+                args = (self.workspace_id, _json(list(list_ids)), _json(list(known)))
+                for email, list_id, status in driver.cursor().execute(SQLITE_MEMBERSHIPS, args):
+                    known[email][list_id] = status
+                return same, known
+            params = {
+                "ws": self.workspace_id,
+                "emails": emails,
+                "digests": digests,
+                "lists": list(list_ids),
+            }
+            same, known = {}, {}
+            with driver.cursor() as cursor:
+                rows = cursor.execute(PG_STORED_DIGESTS_AND_MEMBERSHIPS, params, prepare=False)
+                for email, yes, list_id, status in rows:
+                    same[email] = bool(yes)
+                    if yes:
+                        of_contact = known.setdefault(email, {})
+                        if list_id is not None:
+                            of_contact[list_id] = status
+            return same, known
 
     # --- memberships ------------------------------------------------------------------------------
 

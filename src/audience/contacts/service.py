@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter, deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import datetime
@@ -15,7 +15,7 @@ from sqlalchemy import Connection
 
 from audience.api_keys import service as api_keys
 from audience.api_keys.schemas import Caller, Permission
-from audience.contacts.bulk import Applied, BulkWriter, Prepared, field_names
+from audience.contacts.bulk import Applied, BulkWriter, Prepared, field_names, list_status_after
 from audience.contacts.repository import ContactRepository
 from audience.contacts.schemas import (
     BulkAction,
@@ -26,6 +26,7 @@ from audience.contacts.schemas import (
     ImportAnswer,
     ImportLimits,
     ImportRequest,
+    ListOutcome,
     Membership,
     Operation,
     SearchPage,
@@ -39,6 +40,7 @@ from audience.contacts.validation import (
     check_rows,
     decode_contacts,
     normalize_email,
+    own_list_status,
     validate_batch,
 )
 from audience.db.models import MembershipStatus
@@ -78,21 +80,22 @@ def import_contacts(
     now = utcnow()
     # The contacts that the last import of the very same input wrote, untouched since, are
     # answered unchanged without being checked or written again (not even locked: see
-    # statements.pg_upsert, skip_unchanged). Not with lists, where every contact is locked
-    # before its memberships, and a known one deleted meanwhile would have to be created.
-    stored: dict[str, bool] = {}
-    unchanged_likely = False
-    if not lists_wanted:
-        stored, known = _stored(writer, decoded)
-        for i in known:
-            op = operations[decoded.positions[i]]
-            op.action, op.changed_fields = "update", ()
-        decoded = decoded.without(known)
-        # Where some contacts came back unchanged, others may be unchanged in other bytes:
-        # the upsert then leaves those unlocked too (skip_unchanged, a read of each stored
-        # row first). A batch with none is one of changes, which that read would only slow
-        # (~6-12 % of a 10k update in process); its unchanged rows are locked, not written.
-        unchanged_likely = bool(known)
+    # statements.pg_upsert, skip_unchanged); with lists, those of them whose memberships the
+    # import would not change either (read in the same snapshot as their digests).
+    stored, known = _stored(writer, decoded, lists_wanted, request.list_status)
+    for i, outcomes in known.items():
+        op = operations[decoded.positions[i]]
+        op.action, op.changed_fields = "update", ()
+        if lists_wanted:
+            op.lists = list(outcomes)
+    decoded = decoded.without(known.keys())
+    # Where some contacts came back unchanged, others may be unchanged in other bytes: the
+    # upsert then leaves those unlocked too (skip_unchanged, a read of each stored row
+    # first). A batch with none is one of changes, which that read would only slow (~6-12 %
+    # of a 10k update in process); its unchanged rows are locked, not written. Not with
+    # lists: every contact written is locked before its memberships (one deleted meanwhile
+    # would have to be created again).
+    unchanged_likely = bool(known) and not lists_wanted
     written: list[ContactBatch] = []
 
     def write(rounds: list[Prepared]) -> Written:
@@ -133,11 +136,15 @@ def import_contacts(
 SAMPLE_EVERY = 4
 
 
-def _stored(writer: BulkWriter, decoded: Decoded) -> tuple[dict[str, bool], set[int]]:
+def _stored(
+    writer: BulkWriter, decoded: Decoded, lists: Mapping[str, bool], list_status: str
+) -> tuple[dict[str, bool], dict[int, Sequence[ListOutcome]]]:
     """The contacts' emails already stored (BulkWriter.stored_digests), and the rows of
     `decoded` whose stored contact the last import of the very same input wrote, untouched
-    since: importing them again changes nothing (a re-sync of unchanged contacts). An email
-    sent more than once is left to the rules of duplicates.
+    since, and whose memberships of the `lists` (id -> double opt-in) the import would not
+    change (BulkWriter.stored_memberships), each with its lists' outcomes: importing them
+    again changes nothing (a re-sync of unchanged contacts). An email sent more than once
+    is left to the rules of duplicates.
 
     A batch of new or changed contacts would pay the lookup for nothing: a sample (every
     SAMPLE_EVERY-th email) is looked up first, and the rest only if the sample found a
@@ -147,16 +154,50 @@ def _stored(writer: BulkWriter, decoded: Decoded) -> tuple[dict[str, bool], set[
     total = len(emails)
     singles = [i for i in range(total) if not i or emails[i - 1] != emails[i]]
     repeated = {emails[i] for i in range(1, total) if emails[i - 1] == emails[i]}
+    list_ids = list(lists)
+    memberships: dict[str, dict[str, str]] = {}  # of the contacts known, with lists
 
     def lookup(rows: list[int]) -> dict[str, bool]:
+        chosen = [emails[i] for i in rows]
         digests = [None if emails[i] in repeated else decoded.digest(i) for i in rows]
-        return writer.stored_digests([emails[i] for i in rows], digests)
+        if not list_ids:
+            return writer.stored_digests(chosen, digests)
+        found, of_known = writer.stored_memberships(chosen, digests, list_ids)
+        memberships.update(of_known)
+        return found
 
     stored = lookup(singles[::SAMPLE_EVERY])
     if any(stored.values()):
         stored |= lookup([i for n, i in enumerate(singles) if n % SAMPLE_EVERY])
-    known = {i for i, email in enumerate(emails) if stored.get(email)}
+    if not list_ids:
+        return stored, dict.fromkeys((i for i, e in enumerate(emails) if stored.get(e)), ())
+    known: dict[int, Sequence[ListOutcome]] = {}
+    for i, email in enumerate(emails):
+        if not stored.get(email):
+            continue
+        try:
+            target = own_list_status(decoded.raws[i]) or list_status
+        except ContactError:  # check_rows reports it
+            continue
+        outcomes = _left_alone(memberships[email], target, lists)
+        if outcomes is not None:
+            known[i] = outcomes
     return stored, known
+
+
+def _left_alone(
+    statuses: Mapping[str, str], target: str, lists: Mapping[str, bool]
+) -> list[ListOutcome] | None:
+    """The outcomes of a stored contact's memberships (list id -> status) that a
+    list_status of `target` leaves as they are, in the lists' order; None if it changes
+    one (or the contact is not in one of the lists)."""
+    outcomes: list[ListOutcome] = []
+    for list_id, double_optin in lists.items():
+        before = statuses.get(list_id)
+        if before is None or list_status_after(before, target, double_optin=double_optin) != before:
+            return None
+        outcomes.append(ListOutcome(list_id, before, before))
+    return outcomes
 
 
 #: An import of 2 * PART_ROWS contacts or more is checked and written in parts: a first one

@@ -179,29 +179,49 @@ def pg_copy_types(given: tuple[str, ...]) -> list[str]:
 
 # Of (email, digest) pairs, the emails stored, each with whether its import_digest is that
 # digest (the row the last import of the same input wrote, untouched since).
-PG_STORED_DIGESTS = """
-SELECT t.email, t.import_digest = u.digest
+_STORED_OF_PAIRS = """
 FROM unnest(%(emails)b::text[], %(digests)b::text[]) AS u(email, digest)
 CROSS JOIN LATERAL (
     SELECT c.email, c.import_digest FROM contacts AS c
     WHERE c.workspace_id = %(ws)b AND c.email = u.email
     OFFSET 0
-) AS t
+) AS t"""
+PG_STORED_DIGESTS = f"""
+SELECT t.email, t.import_digest = u.digest{_STORED_OF_PAIRS}
+"""
+# A membership is looked up by its contact's prefix of the primary key (workspace_id, email),
+# the list compared as `list_id || ''`, which no index can serve: with `list_id = ...`, the
+# index on (workspace_id, list_id, status) serves as many conditions as the primary key, and
+# where the statistics cannot tell them apart (a table that an import has just grown, not yet
+# analysed) the planner may take it and read every member of the list per probe (10k
+# contacts in 2 lists: 14 s instead of 20 ms). A contact is in few lists: its prefix is cheap.
+_MEMBERSHIP_OF = "{m}.workspace_id = %(ws)b AND {m}.email = {email} AND {m}.list_id || '' = {list}"
+
+# The same, with the memberships of the lists (their ids, %(lists)s) of every contact whose
+# digest is the same, read in the same snapshot as the digest: one row per membership (a
+# null list_id where it has none); an import with lists leaves alone the contacts it would
+# change nothing of (service._stored). (Not a subquery per list: 10k contacts in 2 lists,
+# ~75 ms and JIT-compiled, against ~55 as a join.)
+PG_STORED_DIGESTS_AND_MEMBERSHIPS = f"""
+SELECT t.email, t.import_digest = u.digest, m.list_id, m.status{_STORED_OF_PAIRS}
+LEFT JOIN LATERAL (
+    SELECT m.list_id, m.status FROM contact_lists AS m
+    WHERE {_MEMBERSHIP_OF.format(m="m", email="t.email", list="ANY(%(lists)b::text[])")}
+      AND t.import_digest = u.digest
+) AS m ON true
 """
 
 
 # --- memberships, both databases' statements --------------------------------------------------
 
 # The memberships of (email, list) pairs as they are, locked in the pairs' order: (email,
-# list) sorted, the order every import shares (after the contacts). Each pair is looked up by
-# its whole primary key, so that no statistics can make the planner prefer the index on
-# (workspace_id, list_id, status), which would read every member of the lists.
-PG_MEMBERSHIPS = """
+# list) sorted, the order every import shares (after the contacts).
+PG_MEMBERSHIPS = f"""
 SELECT m.email, m.list_id, m.status
 FROM unnest(%(emails)b::text[], %(lists)b::text[]) AS p(email, list_id)
 CROSS JOIN LATERAL (
     SELECT c.email, c.list_id, c.status FROM contact_lists AS c
-    WHERE c.workspace_id = %(ws)b AND c.email = p.email AND c.list_id = p.list_id
+    WHERE {_MEMBERSHIP_OF.format(m="c", email="p.email", list="p.list_id")}
     FOR UPDATE
 ) AS m
 """

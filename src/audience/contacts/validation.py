@@ -11,7 +11,7 @@ import hashlib
 import math
 import re
 import zoneinfo
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -24,7 +24,7 @@ from email_validator import SPECIAL_USE_DOMAIN_NAMES, EmailNotValidError, valida
 from msgspec import UNSET
 from msgspec.structs import astuple
 
-from audience.contacts.schemas import LIST_STATUSES, MERGE_POLICIES, ContactStruct
+from audience.contacts.schemas import LIST_STATUSES, MERGE_POLICIES, ContactStruct, ListStatus
 from audience.db.models import (
     DATETIME_FIELDS,
     EMAIL_MAX_LENGTH,
@@ -148,7 +148,7 @@ class Decoded:
             return None
         return [self.digest(row) for row in range(start, stop)]
 
-    def without(self, rows: set[int]) -> Decoded:
+    def without(self, rows: Collection[int]) -> Decoded:
         """The same minus the valid contacts at these indexes of `raws`."""
         if not rows:
             return self
@@ -175,6 +175,22 @@ class Decoded:
             bounds.append((start, stop))
             start = stop
         return bounds
+
+
+class _OwnListStatus(msgspec.Struct):
+    list_status: ListStatus | None = None
+
+
+_OWN_LIST_STATUS = msgspec.json.Decoder(_OwnListStatus)
+
+
+def own_list_status(raw: bytes | msgspec.Raw) -> str | None:
+    """A contact's own list_status (None: it has none), read alone from its bytes; raises
+    ContactError where it is not a valid one (check_rows says why)."""
+    try:
+        return _OWN_LIST_STATUS.decode(raw).list_status
+    except msgspec.DecodeError as exc:
+        raise ContactError("list_status") from exc
 
 
 #: Part of every input digest: raise it when a rule changes what a contact's bytes become.
