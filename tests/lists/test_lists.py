@@ -507,6 +507,17 @@ def test_update_rejects_nul_characters_naming_the_field(
     assert snapshot(engine) == before
 
 
+def test_a_nul_character_in_a_field_the_route_does_not_know_is_ignored_with_it(
+    client: TestClient, engine: Engine, tenant: Tenant
+) -> None:
+    """Unknown fields are ignored, whatever they hold (the document does not close its
+    objects): a NUL in one is no reason to refuse the request (found by schemathesis)."""
+    r = create(client, tenant, note="a\u0000b")
+    assert r.status_code == 201, r.text
+    assert get(client, tenant).json()["list"]["name"] == "News"
+    assert len(snapshot(engine)["lists"]) == 1
+
+
 @pytest.mark.parametrize("route", ["lists.get", "lists.update", "lists.delete"])
 def test_an_id_with_a_nul_character_is_a_client_error(
     client: TestClient, engine: Engine, tenant: Tenant, route: str

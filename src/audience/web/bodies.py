@@ -120,8 +120,8 @@ class DocumentedBody:
 
 
 class JsonBody(DocumentedBody, Generic[M]):
-    """The body as `model`: a JSON object, scoped to the caller's workspace, no NUL in its
-    strings, then validated (400 with the first problem)."""
+    """The body as `model`: a JSON object, scoped to the caller's workspace, no NUL in the
+    strings of its fields, then validated (400 with the first problem)."""
 
     def __init__(self, model: type[M]) -> None:
         self.model = model
@@ -131,8 +131,9 @@ class JsonBody(DocumentedBody, Generic[M]):
         if not isinstance(data, dict):
             raise BadRequest("invalid JSON body: expected a JSON object")
         scope_to_workspace(caller, data.get("workspace_id"))
+        known = self.model.model_fields  # an unknown field is ignored, NUL or not
         for key, value in data.items():
-            if isinstance(value, str) and "\x00" in value:
+            if isinstance(value, str) and "\x00" in value and key in known:
                 raise BadRequest(f"{key}: must not contain NUL characters")
         try:
             return self.model.model_validate(data)  # type: ignore[return-value]
