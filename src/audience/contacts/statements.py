@@ -323,9 +323,8 @@ WHERE workspace_id = ? AND email = ? AND list_id = ?
 
 
 def sqlite_timestamp(value: datetime) -> str:
-    """The text form SQLAlchemy's SQLite DateTime reads back (UTC wall clock)."""
-    # Not strftime: "%Y" does not pad years below 1000, which SQLAlchemy cannot read back.
-    return (
-        f"{value.year:04d}-{value.month:02d}-{value.day:02d} "
-        f"{value.hour:02d}:{value.minute:02d}:{value.second:02d}.{value.microsecond:06d}"
-    )
+    """The text form SQLAlchemy's SQLite DateTime reads back (the wall clock of a UTC
+    value): `YYYY-MM-DD HH:MM:SS.ffffff`, its offset cut off."""
+    # Not strftime: "%Y" does not pad years below 1000, which SQLAlchemy cannot read back;
+    # isoformat pads them, and is ~25 % faster than formatting each part (bench/README.md).
+    return value.isoformat(" ", "microseconds")[:26]
