@@ -1,6 +1,6 @@
 """The HTTP edge of a real `audience serve`: request heads bounded in size and count, heads and
-bodies bounded in time, idle connections closed, concurrent requests bounded per worker, and a
-graceful shutdown that finishes what is in flight and drops what is stalled.
+bodies bounded in time, idle connections closed, concurrent requests and imports bounded per
+worker, and a graceful shutdown that finishes what is in flight and drops what is stalled.
 
 Every test talks to the server through raw sockets, so that it can send what no HTTP client
 would: a head that never ends, one byte every few hundred milliseconds, a body shorter than its
@@ -16,6 +16,7 @@ import signal
 import socket
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -367,6 +368,61 @@ def test_requests_over_the_concurrency_limit_get_503_but_health_answers(edge: Ed
     finally:
         for sock in held:
             sock.close()
+
+
+IMPORT_WAIT = 3
+
+
+def test_imports_over_the_import_slots_wait_their_turn_then_get_503(
+    start_server: Callable[..., ServerProcess], tenant: Tenant, engine: Engine
+) -> None:
+    """AUDIENCE_MAX_CONCURRENT_IMPORTS bodies are read and decoded at once per worker; another
+    import waits up to AUDIENCE_IMPORT_WAIT_SECONDS for a slot: it is served if one frees in
+    time, refused with 503 (and Retry-After) if none does. Other routes are not held."""
+    server = start_server(
+        workers=1,
+        AUDIENCE_MAX_CONCURRENT_IMPORTS="1",
+        AUDIENCE_IMPORT_WAIT_SECONDS=str(IMPORT_WAIT),
+        AUDIENCE_BODY_TIMEOUT_SECONDS="60",
+    )
+    held_body = import_body(tenant.id, 3, "held")
+    with (
+        connect(server) as held,
+        httpx.Client(base_url=server.base_url, headers=tenant.headers, timeout=60) as client,
+    ):
+        # An upload that stalls mid-body holds the worker's one import slot.
+        held.sendall(import_head(tenant.key, len(held_body)) + held_body[:10])
+
+        def post(tag: str) -> tuple[httpx.Response, float]:
+            started = time.monotonic()
+            answer = client.post("/api/contacts.import", content=import_body(tenant.id, 2, tag))
+            return answer, time.monotonic() - started
+
+        deadline = time.monotonic() + 30
+        while True:  # the held upload takes its slot a moment after its head arrives
+            refused, waited = post("early")
+            if refused.status_code == 503 or time.monotonic() > deadline:
+                break
+        assert refused.status_code == 503, refused.text
+        assert refused.json() == {"error": "too many imports in progress, retry later"}
+        assert refused.headers["retry-after"] == "1", refused.headers
+        assert waited >= IMPORT_WAIT * EARLY, f"refused after {waited:.2f}s, not after waiting"
+        assert waited < IMPORT_WAIT + MARGIN, waited
+        # Other routes are not held by the import slots.
+        listed = client.get("/api/lists.list", params={"workspace_id": tenant.id})
+        assert listed.status_code == 200, listed.text
+
+        with ThreadPoolExecutor(1) as pool:
+            waiting = pool.submit(post, "waiting")
+            time.sleep(1.0)  # well inside its wait: it is still waiting for the slot
+            assert not waiting.done(), waiting.result()[0].text
+            held.sendall(held_body[10:])  # the held upload completes and frees the slot
+            assert read_answer(held).status == 200
+            served, waited = waiting.result(timeout=60)
+        assert served.status_code == 200, served.text
+        assert served.json()["summary"]["created"] == 2
+    assert stored(engine, tenant.id, "held") == 3
+    assert stored(engine, tenant.id, "waiting") == 2
 
 
 # --- graceful shutdown --------------------------------------------------------------------------
