@@ -12,6 +12,8 @@ KEY UPDATE instead of FOR KEY SHARE.
 
 from __future__ import annotations
 
+import contextlib
+import socket
 import sqlite3
 import statistics
 import threading
@@ -19,6 +21,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -689,3 +692,116 @@ def test_hundreds_of_thousands_of_list_ids(
     log = server.log()
     assert "zq0" not in log, "list ids reached the server's log"
     assert "Traceback" not in log, log[-3000:]
+
+
+# --- PostgreSQL: a server that stops answering connections ----------------------------------------
+
+
+class BlackHole:
+    """A TCP relay to the database that can turn into a black hole: connections are then
+    accepted and never answered (a server gone behind a firewall that drops packets)."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.upstream = (host, port)
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.open = True
+        self.sockets: list[socket.socket] = []
+        self._lock = threading.Lock()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:  # closed
+                return
+            with self._lock:
+                self.sockets.append(client)
+                if not self.open:
+                    continue  # held, never answered
+                server = socket.create_connection(self.upstream)
+                self.sockets.append(server)
+            for source, target in ((client, server), (server, client)):
+                threading.Thread(target=self._pump, args=(source, target), daemon=True).start()
+
+    @staticmethod
+    def _pump(source: socket.socket, target: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while data := source.recv(65536):
+                target.sendall(data)
+
+    def cut(self) -> None:
+        """Drop every relayed connection; later ones are accepted and never answered."""
+        with self._lock:
+            self.open = False
+            for sock in self.sockets:
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+                sock.close()
+            self.sockets.clear()
+
+    def mend(self) -> None:
+        with self._lock:
+            self.open = True
+
+    def close(self) -> None:
+        self.cut()
+        self.listener.close()
+
+
+#: libpq waits at least 2 s (a value of 1 times out after 2.0 s).
+CONNECT_TIMEOUT = 2
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", ["postgres"])
+def test_a_database_that_stops_answering_connections_gets_503_at_the_connect_timeout(
+    database_url: str, tenant: Tenant, tmp_path: Path
+) -> None:
+    """AUDIENCE_DB_CONNECT_TIMEOUT_SECONDS: with the database's connections dropped and new
+    ones never answered, each request answers 503 once the connection attempt times out, not
+    hang; /healthz says 503; both recover when the database answers again."""
+    url = make_url(database_url)
+    hole = BlackHole(url.host or "127.0.0.1", url.port or 5432)
+    server = ServerProcess(
+        database_url=url.set(host="127.0.0.1", port=hole.port).render_as_string(False),
+        log_path=tmp_path / "server.log",
+        workers=1,
+        secret_key=SECRET,
+        env={"AUDIENCE_DB_CONNECT_TIMEOUT_SECONDS": str(CONNECT_TIMEOUT)},
+    )
+    params = {"workspace_id": tenant.id}
+    try:
+        with server, httpx.Client(base_url=server.base_url, timeout=HANG) as http:
+            assert (
+                send(http, "GET", "/api/contacts.count", tenant.headers, params=params).status
+                == 200
+            )
+            hole.cut()
+            counts = [
+                send(http, "GET", "/api/contacts.count", tenant.headers, params=params)
+                for _ in range(3)
+            ]
+            health = send(http, "GET", "/healthz", {})
+            for result in counts:
+                assert result.status == 503, result
+                assert_busy(result)
+            assert health.status == 503 and health.body == {"error": "database unavailable"}
+            timed = [*counts, health]
+            # The first may find its pooled connection dropped at once; the others waited
+            # for a new one to time out, and none for the default's 5 s.
+            assert all(r.seconds >= CONNECT_TIMEOUT * 0.75 for r in timed[1:]), timed
+            assert all(r.seconds < CONNECT_TIMEOUT + 2.5 for r in timed), timed
+            hole.mend()
+            after = send(http, "GET", "/api/contacts.count", tenant.headers, params=params)
+            assert after.status == 200, after
+            assert send(http, "GET", "/healthz", {}).status == 200
+            log = server.log()
+    finally:
+        hole.close()
+    assert "Traceback" not in log, log[-3000:]
+    print(
+        f"[reliability] connect timeout {CONNECT_TIMEOUT} s: 503 after "
+        f"{', '.join(f'{r.seconds:.2f}' for r in timed)} s"
+    )
