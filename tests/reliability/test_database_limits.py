@@ -805,3 +805,53 @@ def test_a_database_that_stops_answering_connections_gets_503_at_the_connect_tim
         f"[reliability] connect timeout {CONNECT_TIMEOUT} s: 503 after "
         f"{', '.join(f'{r.seconds:.2f}' for r in timed)} s"
     )
+
+
+# --- PostgreSQL: the planner's statistics kept up with imports ------------------------------------
+
+STATISTICS_CHECK = 1
+#: Well under the default interval (30 s): an analysis seen this soon is the setting's.
+ANALYSED_WITHIN = 20.0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", ["postgres"])
+def test_the_server_analyses_the_tables_an_import_outgrew_every_check_interval(
+    start_server: Callable[..., ServerProcess], engine: Engine, tenant: Tenant
+) -> None:
+    """AUDIENCE_STATISTICS_CHECK_SECONDS=1: once imports grow `contacts` past what its
+    statistics know of (analysed empty), the server's check analyses it within seconds, and
+    says so in its log; then not again without growth."""
+
+    def analyses() -> int:
+        with engine.connect() as conn:
+            count = conn.execute(
+                text(
+                    "SELECT analyze_count FROM pg_stat_user_tables "
+                    "WHERE relname = 'contacts' AND schemaname = current_schema()"
+                )
+            ).scalar_one()
+            conn.rollback()
+        return int(count)
+
+    with engine.connect() as conn:  # statistics of an empty table
+        conn.execute(text("ANALYZE contacts"))
+        conn.commit()
+    server = start_server(workers=1, AUDIENCE_STATISTICS_CHECK_SECONDS=str(STATISTICS_CHECK))
+    before = analyses()
+    with httpx.Client(base_url=server.base_url, headers=tenant.headers, timeout=HANG) as http:
+        for part in range(2):  # 12,000 contacts: past MIN_CHANGED and the 0 rows analysed
+            people = [{"email": f"grown{part}-{i}@example.com"} for i in range(6_000)]
+            body = {"workspace_id": tenant.id, "contacts": people}
+            assert http.post("/api/contacts.import", json=body).status_code == 200
+    imported = time.monotonic()
+    while analyses() == before and time.monotonic() - imported < ANALYSED_WITHIN:
+        time.sleep(0.2)
+    waited = time.monotonic() - imported
+    assert analyses() == before + 1, f"contacts not analysed {waited:.1f} s after the import"
+    time.sleep(3 * STATISTICS_CHECK)  # a few more checks: nothing grew since
+    assert analyses() == before + 1
+    assert "statistics: analysed contacts" in server.log(), server.log()[-3000:]
+    print(
+        f"[reliability] statistics check every {STATISTICS_CHECK} s: analysed {waited:.1f} s after"
+    )
