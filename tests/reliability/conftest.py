@@ -69,9 +69,10 @@ def start_server(database_url: str, tmp_path: Path) -> Iterator[Callable[..., Se
     """Start real servers on the test's database; each is stopped when the test ends."""
     started: list[ServerProcess] = []
 
-    def start(workers: int, **env: str) -> ServerProcess:
+    def start(workers: int, url: str | None = None, **env: str) -> ServerProcess:
+        """`url`: another way to the test's database (e.g. through a relay)."""
         server = ServerProcess(
-            database_url=database_url,
+            database_url=url or database_url,
             log_path=tmp_path / "server.log",
             workers=workers,
             secret_key=SECRET,

@@ -21,7 +21,6 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -757,32 +756,28 @@ CONNECT_TIMEOUT = 2
 @pytest.mark.slow
 @pytest.mark.parametrize("backend", ["postgres"])
 def test_a_database_that_stops_answering_connections_gets_503_at_the_connect_timeout(
-    database_url: str, tenant: Tenant, tmp_path: Path
+    start_server: Callable[..., ServerProcess], database_url: str, tenant: Tenant
 ) -> None:
     """AUDIENCE_DB_CONNECT_TIMEOUT_SECONDS: with the database's connections dropped and new
     ones never answered, each request answers 503 once the connection attempt times out, not
     hang; /healthz says 503; both recover when the database answers again."""
     url = make_url(database_url)
     hole = BlackHole(url.host or "127.0.0.1", url.port or 5432)
-    server = ServerProcess(
-        database_url=url.set(host="127.0.0.1", port=hole.port).render_as_string(False),
-        log_path=tmp_path / "server.log",
-        workers=1,
-        secret_key=SECRET,
-        env={"AUDIENCE_DB_CONNECT_TIMEOUT_SECONDS": str(CONNECT_TIMEOUT)},
-    )
-    params = {"workspace_id": tenant.id}
     try:
-        with server, httpx.Client(base_url=server.base_url, timeout=HANG) as http:
-            assert (
-                send(http, "GET", "/api/contacts.count", tenant.headers, params=params).status
-                == 200
-            )
+        server = start_server(
+            workers=1,
+            url=url.set(host="127.0.0.1", port=hole.port).render_as_string(False),
+            AUDIENCE_DB_CONNECT_TIMEOUT_SECONDS=str(CONNECT_TIMEOUT),
+        )
+        with httpx.Client(base_url=server.base_url, timeout=HANG) as http:
+
+            def count() -> Timed:
+                params = {"workspace_id": tenant.id}
+                return send(http, "GET", "/api/contacts.count", tenant.headers, params=params)
+
+            assert count().status == 200
             hole.cut()
-            counts = [
-                send(http, "GET", "/api/contacts.count", tenant.headers, params=params)
-                for _ in range(3)
-            ]
+            counts = [count() for _ in range(3)]
             health = send(http, "GET", "/healthz", {})
             for result in counts:
                 assert result.status == 503, result
@@ -794,12 +789,11 @@ def test_a_database_that_stops_answering_connections_gets_503_at_the_connect_tim
             assert all(r.seconds >= CONNECT_TIMEOUT * 0.75 for r in timed[1:]), timed
             assert all(r.seconds < CONNECT_TIMEOUT + 2.5 for r in timed), timed
             hole.mend()
-            after = send(http, "GET", "/api/contacts.count", tenant.headers, params=params)
-            assert after.status == 200, after
+            assert count().status == 200
             assert send(http, "GET", "/healthz", {}).status == 200
-            log = server.log()
     finally:
         hole.close()
+    log = server.log()
     assert "Traceback" not in log, log[-3000:]
     print(
         f"[reliability] connect timeout {CONNECT_TIMEOUT} s: 503 after "

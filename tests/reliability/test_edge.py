@@ -418,7 +418,7 @@ def test_imports_over_the_import_slots_wait_their_turn_then_get_503(
             assert not waiting.done(), waiting.result()[0].text
             held.sendall(held_body[10:])  # the held upload completes and frees the slot
             assert read_answer(held).status == 200
-            served, waited = waiting.result(timeout=60)
+            served, _ = waiting.result(timeout=60)
         assert served.status_code == 200, served.text
         assert served.json()["summary"]["created"] == 2
     assert stored(engine, tenant.id, "held") == 3
